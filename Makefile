@@ -1,0 +1,42 @@
+# The verbs a newcomer needs. Each target sets up what it needs first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup migrate run web worker test lint clean
+
+$(INSTALLED): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(INSTALLED)
+
+## Create or upgrade the database schema (safe to run from several hosts at once).
+migrate: setup
+	$(PY) -m storage.migrations
+
+## Serve the API and process batches: gunicorn + one consumer, stopped together.
+run: migrate
+	$(PY) serve.py
+
+## The web tier alone (what each web host of a scaled deployment runs).
+web: migrate
+	$(PY) -m gunicorn app:app
+
+## One consumer alone (run as many as you like, on any host).
+worker: migrate
+	$(PY) -m worker
+
+## The test suite.
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache

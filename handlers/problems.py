@@ -1,0 +1,101 @@
+"""Responses: JSON bodies, and RFC 9457 problem details for every error.
+
+Every error the service answers goes through `problem()`: one shape, a
+`detail` a client can act on, and never a traceback, SQL or a file path.
+"""
+
+import logging
+import uuid
+from http import HTTPStatus
+
+import orjson
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from services import BatchNotFound, NothingToDo
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+# Validation messages quote the offending value; a client needs where and
+# why, not a 10 kB echo of its own input.
+_MAX_DETAIL = 300
+
+
+def json_response(body: dict, status: int, headers: dict[str, str] | None = None) -> tuple:
+    return body, status, {"Content-Type": "application/json", **(headers or {})}
+
+
+def problem(
+    request: ConnexionRequest,
+    status: int,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: str,
+) -> ConnexionResponse:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 1] + "…"
+    body["instance"] = request.url.path
+    body.update(extensions)
+    return ConnexionResponse(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=orjson.dumps(body),
+        headers=headers,
+    )
+
+
+def batch_not_found(request: ConnexionRequest, exc: BatchNotFound) -> ConnexionResponse:
+    return problem(request, 404, f"No batch {exc.args[0]}.")
+
+
+def nothing_to_do(request: ConnexionRequest, exc: NothingToDo) -> ConnexionResponse:
+    return problem(request, 409, str(exc))
+
+
+def http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    """Errors raised by Connexion's validation and by routing (400, 404, 405, 415...)."""
+    if isinstance(exc, ProblemException):
+        status, detail = exc.status, exc.detail
+    else:
+        status, detail = exc.status_code, exc.detail
+    if status >= 500:
+        return server_error(request, exc)
+    if detail == HTTPStatus(status).phrase:
+        detail = None
+    return problem(request, status, detail, headers=exc.headers)
+
+
+def undecodable_body(request: ConnexionRequest, exc: UnicodeDecodeError) -> ConnexionResponse:
+    return problem(request, 400, "The request body is not valid UTF-8.")
+
+
+def server_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    correlation_id = uuid.uuid4().hex
+    log.error(
+        "unhandled error [%s] on %s %s",
+        correlation_id,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
+    return problem(
+        request,
+        500,
+        "The service failed to handle this request. It has been logged; "
+        "quote the correlation_id when reporting it.",
+        correlation_id=correlation_id,
+    )
+
+
+ERROR_HANDLERS = [
+    (BatchNotFound, batch_not_found),
+    (NothingToDo, nothing_to_do),
+    (UnicodeDecodeError, undecodable_body),
+    (HTTPException, http_error),
+    (ProblemException, http_error),
+    (Exception, server_error),
+]

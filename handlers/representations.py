@@ -1,0 +1,83 @@
+"""The JSON shapes of batches and items, as openapi.yaml declares them."""
+
+from rules import (
+    ERROR_MESSAGES,
+    ItemStatus,
+    format_activity_id,
+    format_batch_id,
+    format_item_id,
+    format_timestamp,
+)
+from storage.models import Batch, BatchItem
+
+
+def batch_summary(batch: Batch) -> dict:
+    return {
+        "batch_id": format_batch_id(batch.id),
+        "coordinator_id": batch.coordinator_id,
+        "label": batch.label,
+        "status": batch.status,
+        "total_items": batch.total_items,
+        "completed": batch.completed,
+        "failed": batch.failed,
+        "pending": batch.pending,
+        "cancelled": batch.cancelled,
+        "submitted_at": format_timestamp(batch.submitted_at),
+        "updated_at": format_timestamp(batch.updated_at),
+        "completed_at": format_timestamp(batch.completed_at),
+    }
+
+
+def batch_with_items(batch: Batch, items: list[BatchItem]) -> dict:
+    return {
+        **batch_summary(batch),
+        "items": [batch_item(item) for item in items],
+        "cancelled_at": format_timestamp(batch.cancelled_at),
+        "cancellation_reason": batch.cancellation_reason,
+    }
+
+
+def batch_item(item: BatchItem) -> dict:
+    shown = {
+        "item_id": format_item_id(item.position),
+        "mentor_id": item.mentor_id,
+        "activity_type": item.activity_type,
+        "activity_date": item.activity_date.isoformat(),
+        "duration_minutes": item.duration_minutes,
+        "notes": item.notes,
+        "status": item.status,
+        "attempts": item.attempts,
+    }
+    if item.status == ItemStatus.SUCCESS:
+        shown["activity_id"] = format_activity_id(item.activity_id)
+    elif item.status == ItemStatus.FAILED:
+        shown["error"] = ERROR_MESSAGES[item.error_code]
+        shown["error_code"] = item.error_code
+    return shown
+
+
+def batch_metadata(batch: Batch) -> dict:
+    return {
+        "batch_id": format_batch_id(batch.id),
+        "status": batch.status,
+        "label": batch.label,
+        "cancellation_reason": batch.cancellation_reason,
+        "total_items": batch.total_items,
+        "completed": batch.completed,
+        "failed": batch.failed,
+        "pending": batch.pending,
+        "cancelled": batch.cancelled,
+        "updated_at": format_timestamp(batch.updated_at),
+        "cancelled_at": format_timestamp(batch.cancelled_at),
+    }
+
+
+def submit_accepted(batch: Batch) -> dict:
+    return {
+        "batch_id": format_batch_id(batch.id),
+        "coordinator_id": batch.coordinator_id,
+        "label": batch.label,
+        "status": batch.status,
+        "total_items": batch.total_items,
+        "submitted_at": format_timestamp(batch.submitted_at),
+    }

@@ -1,0 +1,55 @@
+"""Configuration, read once from the environment.
+
+Every setting has a default that runs the whole service on one machine with
+an embedded SQLite database; README.md documents each variable.
+"""
+
+import os
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    # Activities are registered once they have happened: "today" is judged
+    # in the programme's own time zone.
+    programme_timezone: ZoneInfo
+    max_body_bytes: int
+    # Items settled per worker transaction, and per task before the task
+    # hands the rest of the batch back to the queue (fairness, clean stops).
+    chunk_size: int
+    task_item_budget: int
+    # A consumer renews its lease on a batch with every chunk; a batch with
+    # pending items whose lease ran out is queued again by the reconciler.
+    lease_seconds: float
+    queue_grace_seconds: float
+    reconcile_seconds: float
+    consumer_threads: int
+    consumer_max_poll_seconds: float
+
+    @classmethod
+    def from_environ(cls) -> "Settings":
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", "sqlite:///var/bulkreg.db"),
+            programme_timezone=ZoneInfo(os.environ.get("PROGRAMME_TIMEZONE", "UTC")),
+            max_body_bytes=_int("MAX_BODY_BYTES", 2 * 1024 * 1024),
+            chunk_size=_int("CHUNK_SIZE", 500),
+            task_item_budget=_int("TASK_ITEM_BUDGET", 2000),
+            lease_seconds=_float("LEASE_SECONDS", 30),
+            queue_grace_seconds=_float("QUEUE_GRACE_SECONDS", 300),
+            reconcile_seconds=_float("RECONCILE_SECONDS", 10),
+            consumer_threads=_int("CONSUMER_THREADS", 2),
+            consumer_max_poll_seconds=_float("CONSUMER_MAX_POLL_SECONDS", 0.1),
+        )
+
+
+settings = Settings.from_environ()
