@@ -19,7 +19,7 @@ from connexion.resolver import Resolver
 import handlers
 from handlers.limits import BodySizeLimit
 from handlers.problems import ERROR_HANDLERS
-from handlers.validation import register_formats
+from handlers.validation import validator_map
 from settings import settings
 
 SPEC = Path(__file__).parent / "openapi.yaml"
@@ -36,7 +36,6 @@ class OrjsonJsonifier(Jsonifier):
 
 
 def create_app() -> AsyncApp:
-    register_formats()
     app = AsyncApp(
         __name__,
         specification_dir=SPEC.parent,
@@ -44,6 +43,7 @@ def create_app() -> AsyncApp:
         resolver=Resolver(handlers.resolve),
         strict_validation=True,
         validate_responses=True,
+        validator_map=validator_map(),
         # Serve openapi.json under each base path; no bundled UI.
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
     )
