@@ -7,8 +7,6 @@ doubled prefix the original contract printed. Every request and every
 response is validated against it.
 """
 
-from pathlib import Path
-
 import orjson
 from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
@@ -19,12 +17,9 @@ from connexion.resolver import Resolver
 import handlers
 from handlers.limits import BodySizeLimit
 from handlers.problems import ERROR_HANDLERS
+from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
 from handlers.validation import validator_map
 from settings import settings
-
-SPEC = Path(__file__).parent / "openapi.yaml"
-CANONICAL_BASE_PATH = "/api/v1"
-DOUBLED_BASE_PATH = "/api/v1/bulk-registrations/api/v1"
 
 
 class OrjsonJsonifier(Jsonifier):
@@ -38,7 +33,7 @@ class OrjsonJsonifier(Jsonifier):
 def create_app() -> AsyncApp:
     app = AsyncApp(
         __name__,
-        specification_dir=SPEC.parent,
+        specification_dir=SPEC_PATH.parent,
         jsonifier=OrjsonJsonifier(),
         resolver=Resolver(handlers.resolve),
         strict_validation=True,
@@ -48,8 +43,8 @@ def create_app() -> AsyncApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
     )
     # The doubled prefix first: the canonical mount would swallow it otherwise.
-    app.add_api(SPEC.name, base_path=DOUBLED_BASE_PATH, name="doubled")
-    app.add_api(SPEC.name, base_path=CANONICAL_BASE_PATH, name="canonical")
+    app.add_api(SPEC_PATH.name, base_path=DOUBLED_BASE_PATH, name="doubled")
+    app.add_api(SPEC_PATH.name, base_path=CANONICAL_BASE_PATH, name="canonical")
     app.add_middleware(
         BodySizeLimit,
         position=MiddlewarePosition.BEFORE_EXCEPTION,

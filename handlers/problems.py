@@ -13,6 +13,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from handlers.routes import allowed_methods
 from services import BatchNotFound, NothingToDo
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,13 @@ def http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionRespon
         return server_error(request, exc)
     if detail == HTTPStatus(status).phrase:
         detail = None
-    return problem(request, status, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        # Starlette lists only the methods of the first route it matched.
+        allowed = ", ".join(allowed_methods(request.url.path))
+        headers["Allow"] = allowed
+        detail = f"{request.method} is not allowed here; allowed: {allowed}."
+    return problem(request, status, detail, headers=headers)
 
 
 def undecodable_body(request: ConnexionRequest, exc: UnicodeDecodeError) -> ConnexionResponse:

@@ -491,3 +491,23 @@ def test_the_served_spec_names_the_base_path_it_is_served_under(client, base):
     spec = client.get(f"{prefix}/openapi.json").json()
     assert spec["servers"] == [{"url": prefix}]
     assert "/bulk-registrations/{batch_id}/retry" in spec["paths"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "", "GET, POST, HEAD"),
+        ("DELETE", "", "GET, POST, HEAD"),
+        ("OPTIONS", "", "GET, POST, HEAD"),
+        ("POST", "/batch-0001", "GET, PUT, DELETE, HEAD"),
+        ("PATCH", "/batch-0001", "GET, PUT, DELETE, HEAD"),
+        ("GET", "/batch-0001/retry", "POST"),
+        ("DELETE", "/batch-0001/cancel", "POST"),
+    ],
+)
+def test_unsupported_methods_answer_405_listing_every_method_of_the_path(
+    client, base, method, path, allowed
+):
+    response = client.request(method, f"{base}{path}")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allowed
