@@ -15,6 +15,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
 import handlers
+from handlers import idempotency
 from handlers.limits import BodySizeLimit
 from handlers.problems import ERROR_HANDLERS
 from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
@@ -50,7 +51,7 @@ def create_app() -> AsyncApp:
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         max_bytes=settings.max_body_bytes,
     )
-    for exception, handler in ERROR_HANDLERS:
+    for exception, handler in [*ERROR_HANDLERS, *idempotency.ERROR_HANDLERS]:
         app.add_error_handler(exception, handler)
     return app
 

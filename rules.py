@@ -114,3 +114,15 @@ def format_activity_id(number: int) -> str:
 def make_etag(batch_number: int, version: int) -> str:
     """A strong entity tag that changes with every change to the batch or its items."""
     return f'"{batch_number}.{version}"'
+
+
+_ENTITY_TAG = re.compile(r'(W/)?"[^"]*"')
+
+
+def etag_matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 If-Match: `*` matches, else strong comparison; weak tags never match."""
+    if if_match.strip() == "*":
+        return True
+    return any(
+        not found.group(1) and found.group(0) == etag for found in _ENTITY_TAG.finditer(if_match)
+    )

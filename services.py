@@ -7,7 +7,7 @@ operation either happens whole or not at all.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rules import format_batch_id, utc_now
+from rules import etag_matches, format_batch_id, make_etag, utc_now
 from settings import settings
 from storage import batches
 from storage.batches import NewItem
@@ -22,6 +22,10 @@ class BatchNotFound(Exception):
 
 class NothingToDo(Exception):
     """The action would change nothing in the batch's current state."""
+
+
+class PreconditionFailed(Exception):
+    """If-Match named another version of the batch; the argument is the current ETag."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,11 @@ def list_batches(
     return BatchPage(found, total)
 
 
-def update_batch(number: int, changes: dict) -> Batch:
+def update_batch(number: int, changes: dict, *, if_match: str | None = None) -> Batch:
     """Re-label a batch and/or cancel it (`status: cancelled`), all or nothing."""
     now = utc_now()
     with writing():
-        batch = _locked(number)
+        batch = _locked(number, if_match)
         if changes.get("status") == "cancelled":
             _cancel(batch, reason=changes.get("cancellation_reason"), now=now)
         if "label" in changes:
@@ -75,9 +79,9 @@ def update_batch(number: int, changes: dict) -> Batch:
     return batch
 
 
-def delete_batch(number: int) -> None:
+def delete_batch(number: int, *, if_match: str | None = None) -> None:
     with writing():
-        batch = _locked(number)
+        batch = _locked(number, if_match)
         if batch.pending:
             raise NothingToDo(
                 f"The batch still has {batch.pending} pending item(s); "
@@ -86,10 +90,10 @@ def delete_batch(number: int) -> None:
         batches.delete_batch(batch)
 
 
-def retry_failed_items(number: int) -> tuple[Batch, int]:
+def retry_failed_items(number: int, *, if_match: str | None = None) -> tuple[Batch, int]:
     now = utc_now()
     with writing():
-        batch = _locked(number)
+        batch = _locked(number, if_match)
         if batch.cancelled_at is not None:
             raise NothingToDo("The batch was cancelled; its items cannot be retried.")
         if not batch.failed:
@@ -101,18 +105,22 @@ def retry_failed_items(number: int) -> tuple[Batch, int]:
     return batch, retried
 
 
-def cancel_pending_items(number: int) -> tuple[Batch, int]:
+def cancel_pending_items(number: int, *, if_match: str | None = None) -> tuple[Batch, int]:
     now = utc_now()
     with writing():
-        batch = _locked(number)
+        batch = _locked(number, if_match)
         cancelled = _cancel(batch, reason=None, now=now)
     return batch, cancelled
 
 
-def _locked(number: int) -> Batch:
+def _locked(number: int, if_match: str | None) -> Batch:
+    """The batch, locked for this transaction, if it exists and is the version expected."""
     batch = batches.lock_batch(number)
     if batch is None:
         raise BatchNotFound(format_batch_id(number))
+    current = make_etag(batch.id, batch.version)
+    if if_match is not None and not etag_matches(if_match, current):
+        raise PreconditionFailed(current)
     return batch
 
 

@@ -35,6 +35,10 @@ class Settings:
     reconcile_seconds: float
     consumer_threads: int
     consumer_max_poll_seconds: float
+    # How long an Idempotency-Key and its response are kept, and how long a
+    # first request with a key may run before the key counts as abandoned.
+    idempotency_ttl_seconds: float
+    idempotency_lock_seconds: float
 
     @classmethod
     def from_environ(cls) -> "Settings":
@@ -49,6 +53,8 @@ class Settings:
             reconcile_seconds=_float("RECONCILE_SECONDS", 10),
             consumer_threads=_int("CONSUMER_THREADS", 2),
             consumer_max_poll_seconds=_float("CONSUMER_MAX_POLL_SECONDS", 0.1),
+            idempotency_ttl_seconds=_float("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+            idempotency_lock_seconds=_float("IDEMPOTENCY_LOCK_SECONDS", 60),
         )
 
 

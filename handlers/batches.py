@@ -11,6 +11,7 @@ from connexion import request
 
 import services
 from handlers import representations
+from handlers.idempotency import fingerprint, idempotent
 from handlers.problems import json_response
 from rules import format_batch_id, format_timestamp, make_etag, parse_batch_id
 from storage.batches import NewItem
@@ -39,6 +40,10 @@ def get_batch(batch_id: str, item_status: str | None = None):
 
 
 def submit_batch(body: dict):
+    return idempotent("submitBatch", "", fingerprint(body), lambda: _submit(body))
+
+
+def _submit(body: dict):
     items = [
         NewItem(
             mentor_id=item["mentor_id"],
@@ -58,17 +63,21 @@ def submit_batch(body: dict):
 
 
 def update_batch(batch_id: str, body: dict):
-    batch = services.update_batch(_batch_number(batch_id), body)
+    batch = services.update_batch(_batch_number(batch_id), body, if_match=_if_match())
     return json_response(representations.batch_metadata(batch), 200, _etag(batch))
 
 
 def delete_batch(batch_id: str):
-    services.delete_batch(_batch_number(batch_id))
+    services.delete_batch(_batch_number(batch_id), if_match=_if_match())
     return json_response({"success": True, "deleted_batch_id": batch_id}, 200)
 
 
 def retry_failed_items(batch_id: str):
-    batch, retried = services.retry_failed_items(_batch_number(batch_id))
+    return idempotent("retryFailedItems", batch_id, fingerprint(batch_id), lambda: _retry(batch_id))
+
+
+def _retry(batch_id: str):
+    batch, retried = services.retry_failed_items(_batch_number(batch_id), if_match=_if_match())
     body = {
         "batch_id": batch_id,
         "retried_items": retried,
@@ -84,7 +93,7 @@ def retry_failed_items(batch_id: str):
 
 
 def cancel_pending_items(batch_id: str):
-    batch, cancelled = services.cancel_pending_items(_batch_number(batch_id))
+    batch, cancelled = services.cancel_pending_items(_batch_number(batch_id), if_match=_if_match())
     body = {
         "batch_id": batch_id,
         "cancelled_items": cancelled,
@@ -99,6 +108,11 @@ def _batch_number(batch_id: str) -> int:
     if number is None:
         raise services.BatchNotFound(batch_id)
     return number
+
+
+def _if_match() -> str | None:
+    # Connexion validates header parameters but does not pass them to handlers.
+    return request.headers.get("If-Match")
 
 
 def _collection_path() -> str:

@@ -14,7 +14,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from handlers.routes import allowed_methods
-from services import BatchNotFound, NothingToDo
+from services import BatchNotFound, NothingToDo, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,25 @@ def batch_not_found(request: ConnexionRequest, exc: BatchNotFound) -> ConnexionR
 
 def nothing_to_do(request: ConnexionRequest, exc: NothingToDo) -> ConnexionResponse:
     return problem(request, 409, str(exc))
+
+
+def precondition_failed(request: ConnexionRequest, exc: PreconditionFailed) -> ConnexionResponse:
+    current = exc.args[0]
+    return problem(
+        request,
+        412,
+        f"If-Match does not match the batch's current ETag {current}: "
+        "it changed since you read it. Read it again and decide anew.",
+        headers={"ETag": current},
+    )
+
+
+# The business refusals of the operations, each with its problem response.
+REFUSALS = {
+    BatchNotFound: batch_not_found,
+    NothingToDo: nothing_to_do,
+    PreconditionFailed: precondition_failed,
+}
 
 
 def http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
@@ -99,8 +118,7 @@ def server_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse
 
 
 ERROR_HANDLERS = [
-    (BatchNotFound, batch_not_found),
-    (NothingToDo, nothing_to_do),
+    *REFUSALS.items(),
     (UnicodeDecodeError, undecodable_body),
     (HTTPException, http_error),
     (ProblemException, http_error),

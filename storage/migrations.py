@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from peewee import (
+    BlobField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -115,8 +116,30 @@ def _initial_schema() -> None:
     database.create_tables([Batch, BatchItem, Activity, *QUEUE_TABLES])
 
 
+def _idempotency_keys() -> None:
+    class IdempotencyKey(Model):
+        operation = CharField(max_length=32)
+        scope = CharField(max_length=32)
+        key = CharField(max_length=255)
+        fingerprint = CharField(max_length=64)
+        response_status = IntegerField(null=True)
+        response_headers = TextField(null=True)
+        response_body = BlobField(null=True)
+        locked_until = DateTimeField(null=True)
+        created_at = DateTimeField()
+        expires_at = DateTimeField(index=True)
+
+        class Meta:
+            database = database
+            legacy_table_names = False
+            primary_key = CompositeKey("operation", "scope", "key")
+
+    database.create_tables([IdempotencyKey])
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
+    _idempotency_keys,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -3,6 +3,7 @@
 from peewee import (
     SQL,
     AutoField,
+    BlobField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -117,4 +118,28 @@ class Activity(BaseModel):
         indexes = ((("mentor_id", "activity_type", "activity_date"), True),)
 
 
-TABLES = [Batch, BatchItem, Activity]
+class IdempotencyKey(BaseModel):
+    """A client's Idempotency-Key and the response its first request got.
+
+    While the first request runs, `response_status` is null and
+    `locked_until` says how long the key counts as in flight; a request whose
+    process died leaves a lock that simply runs out.
+    """
+
+    operation = CharField(max_length=32)
+    # The batch id for a retry, empty for a submit: keys are per operation and batch.
+    scope = CharField(max_length=32)
+    key = CharField(max_length=255)
+    fingerprint = CharField(max_length=64)
+    response_status = IntegerField(null=True)
+    response_headers = TextField(null=True)
+    response_body = BlobField(null=True)
+    locked_until = DateTimeField(null=True)
+    created_at = DateTimeField()
+    expires_at = DateTimeField(index=True)
+
+    class Meta:
+        primary_key = CompositeKey("operation", "scope", "key")
+
+
+TABLES = [Batch, BatchItem, Activity, IdempotencyKey]
