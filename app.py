@@ -16,7 +16,7 @@ from connexion.resolver import Resolver
 
 import handlers
 from handlers import idempotency
-from handlers.limits import BodySizeLimit
+from handlers.limits import BodySizeLimit, LoadShedding
 from handlers.problems import ERROR_HANDLERS
 from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
 from handlers.validation import validator_map
@@ -46,11 +46,15 @@ def create_app() -> AsyncApp:
     # The doubled prefix first: the canonical mount would swallow it otherwise.
     app.add_api(SPEC_PATH.name, base_path=DOUBLED_BASE_PATH, name="doubled")
     app.add_api(SPEC_PATH.name, base_path=CANONICAL_BASE_PATH, name="canonical")
+    # Both run before anything else: a refused request costs next to nothing.
+    outermost = MiddlewarePosition.BEFORE_EXCEPTION
     app.add_middleware(
-        BodySizeLimit,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        max_bytes=settings.max_body_bytes,
+        LoadShedding,
+        position=outermost,
+        max_in_flight=settings.max_requests_in_flight,
+        max_wait=settings.max_queue_wait_seconds,
     )
+    app.add_middleware(BodySizeLimit, position=outermost, max_bytes=settings.max_body_bytes)
     for exception, handler in [*ERROR_HANDLERS, *idempotency.ERROR_HANDLERS]:
         app.add_error_handler(exception, handler)
     return app

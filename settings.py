@@ -24,6 +24,10 @@ class Settings:
     # in the programme's own time zone.
     programme_timezone: ZoneInfo
     max_body_bytes: int
+    # Load shedding, per web worker process: requests worked on at once, and
+    # how long one may wait for its turn before it is answered 503.
+    max_requests_in_flight: int
+    max_queue_wait_seconds: float
     # Items settled per worker transaction, and per task before the task
     # hands the rest of the batch back to the queue (fairness, clean stops).
     chunk_size: int
@@ -46,6 +50,8 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL", "sqlite:///var/bulkreg.db"),
             programme_timezone=ZoneInfo(os.environ.get("PROGRAMME_TIMEZONE", "UTC")),
             max_body_bytes=_int("MAX_BODY_BYTES", 2 * 1024 * 1024),
+            max_requests_in_flight=_int("MAX_REQUESTS_IN_FLIGHT", 32),
+            max_queue_wait_seconds=_float("MAX_QUEUE_WAIT_SECONDS", 5),
             chunk_size=_int("CHUNK_SIZE", 500),
             task_item_budget=_int("TASK_ITEM_BUDGET", 2000),
             lease_seconds=_float("LEASE_SECONDS", 30),

@@ -1,9 +1,37 @@
-"""Refuse request bodies over the size limit before reading them whole."""
+"""Limits that protect the service before a request reaches Connexion.
+
+Both answer with problem+json themselves: they run outside the routing, so
+the exception handlers cannot shape their answers.
+"""
+
+import asyncio
+from http import HTTPStatus
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import PROBLEM_JSON
+from handlers.problems import PROBLEM_JSON, RETRY_AFTER_BUSY_SECONDS
+
+
+async def send_problem(
+    scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str]
+) -> None:
+    body = orjson.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "instance": scope["path"],
+        }
+    )
+    raw_headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _BodyTooLarge(Exception):
@@ -11,7 +39,7 @@ class _BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`.
+    """413 for a body over `max_bytes`.
 
     A declared Content-Length is checked before anything is read; a streamed
     body is counted as it arrives and refused as soon as it goes over.
@@ -54,24 +82,35 @@ class BodySizeLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": "about:blank",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"The request body is larger than {self.max_bytes} bytes.",
-                "instance": scope["path"],
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"The request body is larger than {self.max_bytes} bytes."
+        await send_problem(scope, send, 413, detail, {"Connection": "close"})
+
+
+class LoadShedding:
+    """At most `max_in_flight` requests are worked on at once in this process.
+
+    A request that cannot start within `max_wait` seconds is answered 503 with
+    Retry-After at once, instead of queueing until the client times out.
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, max_wait: float) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.max_wait = max_wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.max_wait)
+        except TimeoutError:
+            detail = "The service is overloaded; nothing was changed. Try again shortly."
+            await send_problem(
+                scope, send, 503, detail, {"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)}
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()

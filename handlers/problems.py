@@ -11,10 +11,13 @@ from http import HTTPStatus
 import orjson
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from peewee import OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from starlette.exceptions import HTTPException
 
 from handlers.routes import allowed_methods
 from services import BatchNotFound, NothingToDo, PreconditionFailed
+from storage.database import is_transient_failure
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ PROBLEM_JSON = "application/problem+json"
 # Validation messages quote the offending value; a client needs where and
 # why, not a 10 kB echo of its own input.
 _MAX_DETAIL = 300
+RETRY_AFTER_BUSY_SECONDS = 1
 
 
 def json_response(body: dict, status: int, headers: dict[str, str] | None = None) -> tuple:
@@ -99,6 +103,18 @@ def undecodable_body(request: ConnexionRequest, exc: UnicodeDecodeError) -> Conn
     return problem(request, 400, "The request body is not valid UTF-8.")
 
 
+def unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    if not is_transient_failure(exc):
+        return server_error(request, exc)
+    log.warning("answering 503 on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        request,
+        503,
+        "The service is busy right now; nothing was changed. Try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)},
+    )
+
+
 def server_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     correlation_id = uuid.uuid4().hex
     log.error(
@@ -122,5 +138,7 @@ ERROR_HANDLERS = [
     (UnicodeDecodeError, undecodable_body),
     (HTTPException, http_error),
     (ProblemException, http_error),
+    (OperationalError, unavailable),
+    (MaxConnectionsExceeded, unavailable),
     (Exception, server_error),
 ]

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, OperationalError, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse as parse_database_url
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from settings import settings
 
@@ -77,3 +77,19 @@ def reading() -> Iterator[None]:
 
 def is_sqlite() -> bool:
     return isinstance(database, SqliteDatabase)
+
+
+def is_transient_failure(error: Exception) -> bool:
+    """A failure that trying again shortly may not meet: the database busy or out of reach.
+
+    SQLite reports a writer that waited out the busy timeout as "database is
+    locked"; PostgreSQL reports lost or refused connections as operational
+    errors; the pool gives up when every connection stays taken.
+    """
+    if isinstance(error, MaxConnectionsExceeded):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if is_sqlite():
+        return any(word in str(error) for word in ("locked", "busy"))
+    return True
