@@ -90,6 +90,8 @@ def http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionRespon
         return server_error(request, exc)
     if detail == HTTPStatus(status).phrase:
         detail = None
+    if status == 404 and detail is None:
+        detail = "This API has no such resource; its routes are in openapi.json."
     headers = dict(exc.headers or {})
     if status == 405:
         # Starlette lists only the methods of the first route it matched.

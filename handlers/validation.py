@@ -12,6 +12,7 @@ import json
 import re
 import typing as t
 from datetime import date
+from urllib.parse import parse_qsl
 
 import jsonschema_rs
 import orjson
@@ -152,6 +153,15 @@ class JSONResponseBodyValidator(AbstractResponseBodyValidator):
 
 
 class CompiledParameterValidator(ParameterValidator):
+    def validate(self, scope: Scope) -> None:
+        # Connexion would silently pick one of `?page=1&page=2`; say it is ambiguous.
+        query = scope["query_string"].decode("latin-1")
+        names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise BadRequestProblem(detail=f"Query parameter(s) given more than once: {repeated}")
+        super().validate(scope)
+
     @staticmethod
     def validate_parameter(parameter_type, value, param, param_name=None):
         if value is None:

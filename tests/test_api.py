@@ -511,3 +511,8 @@ def test_unsupported_methods_answer_405_listing_every_method_of_the_path(
     response = client.request(method, f"{base}{path}")
     assert_problem(response, 405)
     assert response.headers["allow"] == allowed
+
+
+def test_a_query_parameter_given_twice_is_400(client, base):
+    body = assert_problem(client.get(f"{base}?page=1&page=2"), 400)
+    assert "page" in body["detail"]
