@@ -34,15 +34,13 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """413 for a body over `max_bytes`.
+    """413 for a body over `max_bytes`, before it is read whole.
 
-    A declared Content-Length is checked before anything is read; a streamed
-    body is counted as it arrives and refused as soon as it goes over.
+    A declared Content-Length is checked before anything is read. A body sent
+    without one (chunked) is read here, counted as it arrives and refused as
+    soon as it goes over; under the limit it is handed on with its length
+    declared, as Connexion's validation needs.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -53,33 +51,42 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
             return
 
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            more = message.get("more_body", False)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        replayed = False
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(scope, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        sized = [(name, value) for name, value in scope["headers"] if name != b"transfer-encoding"]
+        sized.append((b"content-length", str(len(body)).encode()))
+        await self.app({**scope, "headers": sized}, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         detail = f"The request body is larger than {self.max_bytes} bytes."

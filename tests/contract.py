@@ -30,7 +30,10 @@ class _Request:
         self.host_url = f"{request.url.scheme}://{request.url.netloc.decode()}"
         self.path = request.url.path
         self.method = request.method.lower()
-        self.body = request.content or None
+        try:
+            self.body = request.content or None
+        except httpx.RequestNotRead:  # a streamed body: nothing to check it against
+            self.body = None
         self.content_type = request.headers.get("content-type", "")
         self.parameters = RequestParameters(
             query=ImmutableMultiDict(parse_qsl(request.url.query.decode(), keep_blank_values=True)),

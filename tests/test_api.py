@@ -4,6 +4,7 @@ Jobs are run by `process()`, which takes them off the real queue as a
 consumer would.
 """
 
+import json
 from datetime import date
 
 import pytest
@@ -196,6 +197,26 @@ def test_submit_refuses_a_body_that_is_not_json(client, base):
     headers = {"content-type": "text/plain"}
     response = client.post(base, content=b"coordinator_id=1", headers=headers)
     assert_problem(response, 415)
+
+
+def test_submit_refuses_a_streamed_body_as_soon_as_it_goes_over_the_limit(client, base):
+    def chunks():
+        yield b'{"coordinator_id": "c", "notes": "'
+        for _ in range(300):
+            yield b"x" * 10_000
+
+    response = client.post(base, content=chunks(), headers={"content-type": "application/json"})
+    assert_problem(response, 413)
+
+
+def test_submit_accepts_a_streamed_body_under_the_limit(client, base):
+    body = json.dumps({"coordinator_id": "coord-1", "items": [item()]}).encode()
+
+    def chunks():
+        yield from (body[i : i + 10] for i in range(0, len(body), 10))
+
+    response = client.post(base, content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 202
 
 
 def test_submit_refuses_a_body_over_the_size_limit(client, base):
