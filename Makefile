@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup migrate run web worker test lint clean
+.PHONY: setup migrate run web worker test lint lint-spec conformance clean
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,9 +30,17 @@ web: migrate
 worker: migrate
 	$(PY) -m worker
 
-## The test suite.
-test: setup lint
+## The test suite (with both linters first).
+test: setup lint lint-spec
 	$(PY) -m pytest
+
+## openapi.yaml is valid OpenAPI, and every operationId has its handler and vice versa.
+lint-spec: setup
+	$(PY) conformance/lint_spec.py
+
+## Fuzz the running service against its spec with Schemathesis (JUnit under conformance/reports/).
+conformance: setup
+	$(PY) conformance/run.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
