@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup migrate run web worker test lint lint-spec conformance clean
+.PHONY: setup migrate run web worker test lint lint-spec conformance soak clean
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ test: setup lint lint-spec
 ## openapi.yaml is valid OpenAPI, and every operationId has its handler and vice versa.
 lint-spec: setup
 	$(PY) conformance/lint_spec.py
+
+## Thousands of mixed requests from parallel clients: zero 5xx, every batch settled.
+soak: setup
+	$(PY) -m pytest -m soak -s tests/test_soak.py
 
 ## Fuzz the running service against its spec with Schemathesis (JUnit under conformance/reports/).
 conformance: setup
