@@ -174,3 +174,17 @@ def _fingerprint_of(body):
     from handlers.idempotency import fingerprint
 
     return fingerprint(body)
+
+
+def test_expired_keys_are_purged_by_the_periodic_task(client):
+    from worker.housekeeping import purge_expired_idempotency_keys
+
+    submit(client, "old")
+    submit(client, "fresh")
+    with writing():
+        IdempotencyKey.update(expires_at=utc_now() - timedelta(seconds=1)).where(
+            IdempotencyKey.key == "old"
+        ).execute()
+    assert purge_expired_idempotency_keys.call_local() == 1
+    with reading():
+        assert [k.key for k in IdempotencyKey.select()] == ["fresh"]
