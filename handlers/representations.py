@@ -11,10 +11,9 @@ from rules import (
 from storage.models import Batch, BatchItem
 
 
-def batch_summary(batch: Batch) -> dict:
+def _state(batch: Batch) -> dict:
+    """What every representation of a batch says about where it stands."""
     return {
-        "batch_id": format_batch_id(batch.id),
-        "coordinator_id": batch.coordinator_id,
         "label": batch.label,
         "status": batch.status,
         "total_items": batch.total_items,
@@ -22,6 +21,14 @@ def batch_summary(batch: Batch) -> dict:
         "failed": batch.failed,
         "pending": batch.pending,
         "cancelled": batch.cancelled,
+    }
+
+
+def batch_summary(batch: Batch) -> dict:
+    return {
+        "batch_id": format_batch_id(batch.id),
+        "coordinator_id": batch.coordinator_id,
+        **_state(batch),
         "submitted_at": format_timestamp(batch.submitted_at),
         "updated_at": format_timestamp(batch.updated_at),
         "completed_at": format_timestamp(batch.completed_at),
@@ -59,14 +66,8 @@ def batch_item(item: BatchItem) -> dict:
 def batch_metadata(batch: Batch) -> dict:
     return {
         "batch_id": format_batch_id(batch.id),
-        "status": batch.status,
-        "label": batch.label,
+        **_state(batch),
         "cancellation_reason": batch.cancellation_reason,
-        "total_items": batch.total_items,
-        "completed": batch.completed,
-        "failed": batch.failed,
-        "pending": batch.pending,
-        "cancelled": batch.cancelled,
         "updated_at": format_timestamp(batch.updated_at),
         "cancelled_at": format_timestamp(batch.cancelled_at),
     }

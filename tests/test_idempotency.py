@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 import services
+from handlers.idempotency import fingerprint
 from rules import utc_now
 from storage.database import reading, writing
 from storage.models import Batch, IdempotencyKey
@@ -66,17 +67,22 @@ def test_different_keys_are_different_requests(client):
     assert batch_count() == 2
 
 
-def test_a_key_still_in_flight_is_409(client):
+def claimed_earlier(key: str, *, lock_left: timedelta) -> None:
+    """A first request with this key and BODY that is (or was) still running."""
     with writing():
         IdempotencyKey.create(
             operation="submitBatch",
             scope="",
-            key="key-1",
-            fingerprint=_fingerprint_of(BODY),
-            locked_until=utc_now() + timedelta(seconds=60),
-            created_at=utc_now(),
+            key=key,
+            fingerprint=fingerprint(BODY),
+            locked_until=utc_now() + lock_left,
+            created_at=utc_now() - timedelta(minutes=5),
             expires_at=utc_now() + timedelta(hours=24),
         )
+
+
+def test_a_key_still_in_flight_is_409(client):
+    claimed_earlier("key-1", lock_left=timedelta(seconds=60))
     response = submit(client, "key-1")
     assert response.status_code == 409
     assert "still being processed" in response.json()["detail"]
@@ -84,16 +90,7 @@ def test_a_key_still_in_flight_is_409(client):
 
 
 def test_an_abandoned_claim_can_be_taken_over_after_its_lock_runs_out(client):
-    with writing():
-        IdempotencyKey.create(
-            operation="submitBatch",
-            scope="",
-            key="key-1",
-            fingerprint=_fingerprint_of(BODY),
-            locked_until=utc_now() - timedelta(seconds=1),
-            created_at=utc_now() - timedelta(minutes=5),
-            expires_at=utc_now() + timedelta(hours=24),
-        )
+    claimed_earlier("key-1", lock_left=timedelta(seconds=-1))
     assert submit(client, "key-1").status_code == 202
     assert batch_count() == 1
 
@@ -168,12 +165,6 @@ def test_retry_keys_are_scoped_to_their_batch(client, process):
     headers = {"Idempotency-Key": "same-key"}
     assert client.post(f"{BASE}/{first}/retry", headers=headers).status_code == 202
     assert client.post(f"{BASE}/{second}/retry", headers=headers).status_code == 202
-
-
-def _fingerprint_of(body):
-    from handlers.idempotency import fingerprint
-
-    return fingerprint(body)
 
 
 def test_expired_keys_are_purged_by_the_periodic_task(client):
