@@ -8,7 +8,6 @@ response is validated against it.
 """
 
 import orjson
-from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
@@ -16,6 +15,7 @@ from connexion.resolver import Resolver
 
 import handlers
 from handlers import idempotency
+from handlers.dispatch import PreparedAsyncApp
 from handlers.limits import BodySizeLimit, LoadShedding
 from handlers.problems import ERROR_HANDLERS
 from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
@@ -31,8 +31,8 @@ class OrjsonJsonifier(Jsonifier):
         return orjson.loads(data)
 
 
-def create_app() -> AsyncApp:
-    app = AsyncApp(
+def create_app() -> PreparedAsyncApp:
+    app = PreparedAsyncApp(
         __name__,
         specification_dir=SPEC_PATH.parent,
         jsonifier=OrjsonJsonifier(),

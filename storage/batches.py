@@ -4,18 +4,35 @@ Every function here runs inside a transaction its caller opened
 (`storage.database.writing()` or `reading()`).
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from peewee import chunked, fn
+from peewee import fn
 
 from rules import BatchStatus, ItemStatus, batch_status, repeats_earlier
 from storage.database import is_sqlite
 from storage.models import Batch, BatchItem
+from storage.prepared import PreparedInsert, PreparedScalar, PreparedSelect, row_type
 
-# Rows per INSERT: well under SQLite's bound-variable limit.
-_INSERT_ROWS = 200
+# 200 rows of 10 values per INSERT: well under SQLite's bound-variable limit.
+_INSERT_ITEMS = PreparedInsert(
+    BatchItem,
+    [
+        BatchItem.batch,
+        BatchItem.position,
+        BatchItem.mentor_id,
+        BatchItem.activity_type,
+        BatchItem.activity_date,
+        BatchItem.duration_minutes,
+        BatchItem.notes,
+        BatchItem.status,
+        BatchItem.repeats_earlier,
+        BatchItem.attempts,
+    ],
+    rows_per_statement=200,
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +63,7 @@ def insert_batch(
         lease_expires_at=lease_until,
     )
     repeats = repeats_earlier((i.mentor_id, i.activity_type, i.activity_date) for i in items)
-    rows = (
+    _INSERT_ITEMS.run(
         (
             batch.id,
             position,
@@ -55,29 +72,33 @@ def insert_batch(
             item.activity_date,
             item.duration_minutes,
             item.notes,
-            ItemStatus.PENDING,
+            ItemStatus.PENDING.value,
             repeat,
+            1,
         )
         for position, (item, repeat) in enumerate(zip(items, repeats, strict=True), start=1)
     )
-    fields = [
-        BatchItem.batch,
-        BatchItem.position,
-        BatchItem.mentor_id,
-        BatchItem.activity_type,
-        BatchItem.activity_date,
-        BatchItem.duration_minutes,
-        BatchItem.notes,
-        BatchItem.status,
-        BatchItem.repeats_earlier,
-    ]
-    for chunk in chunked(rows, _INSERT_ROWS):
-        BatchItem.insert_many(chunk, fields=fields).execute()
     return batch
 
 
-def find_batch(number: int) -> Batch | None:
-    return Batch.get_or_none(Batch.id == number)
+BatchRow = row_type(Batch)
+ItemRow = row_type(BatchItem)
+
+_BATCH = PreparedSelect(Batch.select().where(Batch.id == 0), BatchRow)
+_ITEMS = PreparedSelect(
+    BatchItem.select().where(BatchItem.batch == 0).order_by(BatchItem.position), ItemRow
+)
+_ITEMS_WITH_STATUS = PreparedSelect(
+    BatchItem.select()
+    .where((BatchItem.batch == 0) & (BatchItem.status == ""))
+    .order_by(BatchItem.position),
+    ItemRow,
+)
+
+
+def find_batch(number: int) -> BatchRow | None:
+    found = _BATCH.run(number)
+    return found[0] if found else None
 
 
 def lock_batch(number: int) -> Batch | None:
@@ -92,25 +113,39 @@ def lock_batch(number: int) -> Batch | None:
     return query.first()
 
 
-def batch_items(number: int, status: str | None = None) -> list[BatchItem]:
-    query = BatchItem.select().where(BatchItem.batch == number)
-    if status is not None:
-        query = query.where(BatchItem.status == status)
-    return list(query.order_by(BatchItem.position))
+def batch_items(number: int, status: str | None = None) -> list[ItemRow]:
+    if status is None:
+        return _ITEMS.run(number)
+    return _ITEMS_WITH_STATUS.run(number, status)
+
+
+@functools.cache
+def _listing(by_status: bool, by_coordinator: bool) -> tuple[PreparedScalar, PreparedSelect]:
+    """The count and the page query for one combination of filters.
+
+    A page first picks its ids from the index alone (newest first, skipping
+    `offset` index entries, not table rows), then reads just those rows: page
+    1000 costs about what page 1 does.
+    """
+    matching = Batch.select(Batch.id)
+    if by_status:
+        matching = matching.where(Batch.status == "")
+    if by_coordinator:
+        matching = matching.where(Batch.coordinator_id == "")
+    count = PreparedScalar(matching.select(fn.COUNT(Batch.id)))
+    newest_first = (Batch.submitted_at.desc(), Batch.id.desc())
+    page_ids = matching.order_by(*newest_first).limit(1).offset(1)
+    page = Batch.select().where(Batch.id.in_(page_ids)).order_by(*newest_first)
+    return count, PreparedSelect(page, BatchRow)
 
 
 def list_batches(
     *, status: str | None, coordinator_id: str | None, offset: int, limit: int
-) -> tuple[list[Batch], int]:
+) -> tuple[list[BatchRow], int]:
     """One page of batches, newest first, and how many match in all."""
-    query = Batch.select()
-    if status is not None:
-        query = query.where(Batch.status == status)
-    if coordinator_id is not None:
-        query = query.where(Batch.coordinator_id == coordinator_id)
-    total = query.select(fn.COUNT(Batch.id)).scalar()
-    page = query.order_by(Batch.submitted_at.desc(), Batch.id.desc()).offset(offset).limit(limit)
-    return list(page), total
+    count, page = _listing(status is not None, coordinator_id is not None)
+    filters = [value for value in (status, coordinator_id) if value is not None]
+    return page.run(*filters, limit, offset), count.run(*filters)
 
 
 def save_progress(batch: Batch, *, now: datetime, **changes) -> None:
