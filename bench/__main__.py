@@ -1,0 +1,79 @@
+"""python -m bench {run,profile,compare}: see bench/__init__.py and README.md."""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import run
+from bench.figures import comparison_table
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every started process is stopped on the way out."""
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+
+
+def load_result(name: str) -> dict:
+    """A result file, or the newest result of a commit (any ref git knows: a tag, HEAD~1)."""
+    path = Path(name)
+    if path.is_file():
+        return json.loads(path.read_text())
+    command = ["git", "-C", str(run.INSTRUMENT_ROOT), "rev-parse", "--verify", f"{name}^{{commit}}"]
+    found = subprocess.run(command, capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"{name} is neither a result file nor a commit")
+    commit = found.stdout.strip()
+    for candidate in sorted(run.RESULTS_DIR.glob(f"*-{commit[:10]}.json"), reverse=True):
+        return json.loads(candidate.read_text())
+    raise SystemExit(f"no result in {run.RESULTS_DIR} for {name} ({commit[:10]}); bench it first")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("run", "measure a checkout and its reference; print and save the table"),
+        ("profile", "sample where the web worker spends its time under load"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--target",
+            type=Path,
+            default=run.INSTRUMENT_ROOT,
+            help="the checkout to measure, with its .venv (default: this one)",
+        )
+        command.add_argument(
+            "--quick", action="store_true", help="short runs and few samples: a smoke test"
+        )
+    compare = commands.add_parser("compare", help="two results side by side")
+    compare.add_argument("before", help="a result file, or a commit whose newest result to use")
+    compare.add_argument("after", help="likewise")
+    args = parser.parse_args(argv)
+
+    if args.command == "compare":
+        before, after = load_result(args.before), load_result(args.after)
+        print(f"before: {run.headline(before)}\nafter:  {run.headline(after)}\n")
+        print(comparison_table(before, after))
+        return 0
+
+    _stop_on_sigterm()
+    plan = run.QUICK if args.quick else run.Plan()
+    if args.command == "run":
+        run.run(args.target, plan)
+    else:
+        from bench import profiling
+
+        profiling.profile(args.target, plan)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
