@@ -26,6 +26,8 @@ class Processes:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self._started: list[tuple[str, subprocess.Popen, int]] = []
+        # "<name> had exited with <code>" for each process that ended before `stop_all`.
+        self.exits: list[str] = []
 
     def __enter__(self) -> "Processes":
         return self
@@ -66,6 +68,9 @@ class Processes:
                 )
 
     def stop_all(self, timeout: float = 20) -> None:
+        for name, process, _ in self._started:
+            if process.poll() is not None:
+                self.exits.append(f"{name} had exited with {process.returncode}")
         for _, process, stop_signal in reversed(self._started):
             if process.poll() is None:
                 process.send_signal(stop_signal)

@@ -139,6 +139,11 @@ class BenchmarkRun:
         self.measured = Measurements()
         self._batches_submitted = 0
         self.paths: dict[str, str] = {}
+        self.watcher: Watcher | None = None
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
 
     # -- the processes -----------------------------------------------------------------
 
@@ -162,7 +167,10 @@ class BenchmarkRun:
             check=True,
             capture_output=True,
         )
-        database.seed_batches(self.database_path, self.plan.seed_batches, newest=datetime.now(UTC))
+        if self.plan.seed_batches:
+            database.seed_batches(
+                self.database_path, self.plan.seed_batches, newest=datetime.now(UTC)
+            )
         self.web = self.processes.start(
             "web", [python, "-m", "gunicorn", "app:app"], cwd=self.target.root, env=env
         )
@@ -201,7 +209,7 @@ class BenchmarkRun:
         self._batches_submitted += 1
         return submit_body(self._batches_submitted, items, today=self.today)
 
-    def _submit(self, client: Client, items: int):
+    def submit(self, client: Client, items: int):
         reply = client.request("POST", COLLECTION, self._next_body(items))
         return expect(reply, 202, f"submitting {items} items")
 
@@ -214,7 +222,7 @@ class BenchmarkRun:
                 SettlingWatch(self.database_path, items=items, timeout=60) as watch,
                 Client(self.service_port) as client,
             ):
-                reply = self._submit(client, items)
+                reply = self.submit(client, items)
             first_settled = next(moment for moment, count in watch.observations if count > 0)
             self.measured.pickup_s.append(first_settled - reply.received_at)
         self.paths["small"] = f"{COLLECTION}/{reply.json()['batch_id']}"
@@ -226,7 +234,7 @@ class BenchmarkRun:
         with SettlingWatch(self.database_path, items=items, timeout=120) as watch:
             started = time.perf_counter()
             with Client(self.service_port) as client:
-                reply = self._submit(client, items)
+                reply = self.submit(client, items)
         self.measured.single = asdict(settling(watch.observations, items, start=started))
         self.paths["large"] = f"{COLLECTION}/{reply.json()['batch_id']}"
 
@@ -263,7 +271,7 @@ class BenchmarkRun:
         """Consecutive large submits, while the consumer works through the earlier ones."""
         with Client(self.service_port) as client:
             for _ in range(self.plan.post_samples):
-                self.measured.post_s.append(self._submit(client, self.plan.large_items).seconds)
+                self.measured.post_s.append(self.submit(client, self.plan.large_items).seconds)
         self.watcher.wait_until_idle(quiet_seconds=0, timeout=600)
 
     def capture_responses(self) -> Path:
@@ -489,15 +497,19 @@ def run(target_root: Path, plan: Plan) -> Path:
     target = Target.at(target_root)
     started_at, started, load_before = datetime.now(UTC), time.monotonic(), list(os.getloadavg())
     work_dir = Path(tempfile.mkdtemp(prefix="bulkreg-bench-"))
+    processes = Processes(work_dir)
+    benchmark = BenchmarkRun(target, plan, work_dir, processes)
+    print(f"measuring {target.root} ({target.describe}); work files in {work_dir}")
     try:
-        with Processes(work_dir) as processes:
-            benchmark = BenchmarkRun(target, plan, work_dir, processes)
-            print(f"measuring {target.root} ({target.describe}); work files in {work_dir}")
+        with processes:
             benchmark.measure()
-        benchmark.watcher.close()
     except BaseException:
         print(f"\nthe run failed; its database and logs are kept in {work_dir}", file=sys.stderr)
+        for line in processes.exits:
+            print(line, file=sys.stderr)
         raise
+    finally:
+        benchmark.close()
     rows = benchmark.rows()
     result = benchmark.result(
         rows, started_at=started_at, elapsed_s=time.monotonic() - started, load_before=load_before
