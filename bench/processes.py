@@ -143,6 +143,31 @@ def only_worker(master_pid: int, name: str, timeout: float = 10) -> int:
         time.sleep(0.1)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time every process of the machine has used since boot (all cores)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, stat.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (wrk, migrations)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def peak_rss_mib(pid: int) -> float:
     """The process's peak resident set size so far (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -26,7 +26,16 @@ from bench import database
 from bench.client import COLLECTION, Client, expect, submit_body
 from bench.database import SettlingWatch, Watcher
 from bench.figures import Row, results_table, settling, summarize_latencies
-from bench.processes import Processes, free_port, only_worker, peak_rss_mib, wait_until_answers
+from bench.processes import (
+    Processes,
+    busy_cpu_seconds,
+    cpu_seconds,
+    free_port,
+    only_worker,
+    own_cpu_seconds,
+    peak_rss_mib,
+    wait_until_answers,
+)
 from bench.wrk import WrkResult, run_wrk
 
 INSTRUMENT_ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +132,10 @@ class Measurements:
     wrk: dict[str, dict[str, WrkResult]] = field(default_factory=dict)
     get_large_s: dict[str, list[float]] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    response_bytes: dict[str, int] = field(default_factory=dict)
+    # Share of the machine's CPU time that went to processes other than this
+    # run's while it measured: how noisy the figures may be.
+    other_cpu_share: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -158,6 +171,7 @@ class BenchmarkRun:
         }
 
     def start_service(self) -> None:
+        self._cpu_at_start = (time.monotonic(), busy_cpu_seconds(), own_cpu_seconds())
         env = self._env(self.service_port)
         python = str(self.target.python)
         subprocess.run(
@@ -235,7 +249,8 @@ class BenchmarkRun:
             started = time.perf_counter()
             with Client(self.service_port) as client:
                 reply = self.submit(client, items)
-        self.measured.single = asdict(settling(watch.observations, items, start=started))
+        outcome = settling(watch.observations, items, start=started)
+        self.measured.single = {**asdict(outcome), "accepted_s": reply.received_at - started}
         self.paths["large"] = f"{COLLECTION}/{reply.json()['batch_id']}"
 
     def measure_concurrent_batches(self) -> None:
@@ -245,12 +260,14 @@ class BenchmarkRun:
         self.watcher.wait_until_idle(quiet_seconds=1, timeout=120)
         gate = threading.Barrier(count + 1, timeout=60)
         failures: list[BaseException] = []
+        accepted: list[float] = []
 
         def submit(body: bytes) -> None:
             try:
                 with Client(self.service_port) as client:
                     gate.wait()
-                    expect(client.request("POST", COLLECTION, body), 202, "concurrent submit")
+                    reply = client.request("POST", COLLECTION, body)
+                    accepted.append(expect(reply, 202, "concurrent submit").received_at)
             except BaseException as error:
                 failures.append(error)
 
@@ -265,7 +282,7 @@ class BenchmarkRun:
             if failures:
                 raise failures[0]
         outcome = settling(watch.observations, count * items, start=started)
-        self.measured.concurrent = asdict(outcome)
+        self.measured.concurrent = {**asdict(outcome), "accepted_s": max(accepted) - started}
 
     def measure_post_latency(self) -> None:
         """Consecutive large submits, while the consumer works through the earlier ones."""
@@ -282,6 +299,7 @@ class BenchmarkRun:
         with Client(self.service_port) as client:
             for name, path in self.paths.items():
                 reply = expect(client.request("GET", path), 200, f"GET {path}")
+                self.measured.response_bytes[path] = len(reply.body)
                 captured[path] = {
                     "status": reply.status,
                     "headers": reply.headers,
@@ -322,6 +340,15 @@ class BenchmarkRun:
             "reference": peak_rss_mib(self.reference_worker),
             "consumer": peak_rss_mib(self.consumer.pid),
         }
+        started, busy_at_start, own_at_start = self._cpu_at_start
+        ours = own_cpu_seconds() - own_at_start
+        for pid in (self.web.pid, self.web_worker, self.consumer.pid):
+            ours += cpu_seconds(pid)
+        for pid in (self.reference.pid, self.reference_worker):
+            ours += cpu_seconds(pid)
+        available = (time.monotonic() - started) * (os.cpu_count() or 1)
+        others = busy_cpu_seconds() - busy_at_start - ours
+        self.measured.other_cpu_share = max(0.0, others / available)
 
     def measure(self) -> None:
         self.start_service()
@@ -385,7 +412,10 @@ class BenchmarkRun:
                 measured.concurrent,
             ),
         ):
-            rate_note = f"{outcome['commits_seen']} commits seen"
+            rate_note = (
+                f"{outcome['commits_seen']} commits seen; "
+                f"last 202 at {outcome['accepted_s'] * 1000:.0f} ms"
+            )
             rows += [
                 Row(
                     f"{key}.items_per_s",
@@ -448,6 +478,7 @@ class BenchmarkRun:
                 "python": platform.python_version(),
                 "load_before": load_before,
                 "load_after": list(os.getloadavg()),
+                "other_cpu_share": self.measured.other_cpu_share,
             },
             "plan": asdict(self.plan),
             "settings": {name: os.environ[name] for name in SERVICE_SETTINGS if name in os.environ},
@@ -455,6 +486,7 @@ class BenchmarkRun:
             "notes": self.measured.notes,
             "details": {
                 "paths": self.paths,
+                "response_bytes": self.measured.response_bytes,
                 "wrk": wrk,
                 "pickup_ms": [round(s * 1000, 2) for s in self.measured.pickup_s],
                 "post_ms": [round(s * 1000, 2) for s in self.measured.post_s],
@@ -482,13 +514,15 @@ def write_result(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
 
 
 def headline(result: dict) -> str:
-    target = result["target"]
+    target, machine = result["target"], result["machine"]
     state = "with uncommitted changes" if target["dirty"] else "clean"
+    others = machine.get("other_cpu_share")
+    noise = "" if others is None else f", other work {others:.0%} of the CPUs"
     return (
         f"bulkreg benchmark: {target['describe']} ({target['commit'][:10]}, {state}) "
         f"at {target['path']}\n"
-        f"{result['started_at']}, {result['machine']['cpus']} cpus, "
-        f"load {result['machine']['load_before'][0]:.2f} before, "
+        f"{result['started_at']}, {machine['cpus']} cpus, "
+        f"load {machine['load_before'][0]:.2f} before{noise}, "
         f"{result['elapsed_s']:.0f}s; ratio = service / reference"
     )
 
