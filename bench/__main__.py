@@ -11,12 +11,17 @@ from bench import run
 from bench.figures import comparison_table
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so every started process is stopped on the way out."""
+def _stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP unwind the run, which stops every process it started.
+
+    SIGINT is set explicitly: a shell starting this in the background would
+    have it ignored.
+    """
 
     def stop(signum, _frame):
         raise SystemExit(128 + signum)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
 
@@ -64,14 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         print(comparison_table(before, after))
         return 0
 
-    _stop_on_sigterm()
+    _stop_on_signals()
     plan = run.QUICK if args.quick else run.Plan()
-    if args.command == "run":
-        run.run(args.target, plan)
-    else:
-        from bench import profiling
+    try:
+        if args.command == "run":
+            run.run(args.target, plan)
+        else:
+            from bench import profiling
 
-        profiling.profile(args.target, plan)
+            profiling.profile(args.target, plan)
+    except KeyboardInterrupt:
+        print("interrupted; everything the run started is stopped", file=sys.stderr)
+        return 130
     return 0
 
 
