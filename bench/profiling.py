@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from bench.client import Client
@@ -48,13 +49,14 @@ def short_frame(frame: str, roots: Iterable[Path] = ()) -> str:
     if match is None:
         return frame
     path = match["file"]
-    for root in roots:
-        prefix = f"{root}/"
-        if path.startswith(prefix):
-            path = path[len(prefix) :]
-            break
+    if _LIBRARY_ROOTS.match(path):
+        path = _LIBRARY_ROOTS.sub("", path, count=1)
     else:
-        path = _LIBRARY_ROOTS.sub("", path)
+        for root in roots:
+            prefix = f"{root}/"
+            if path.startswith(prefix):
+                path = path[len(prefix) :]
+                break
     return f"{match['function']} ({path})"
 
 
@@ -79,13 +81,18 @@ class Entry:
 class Profile:
     samples: int
     waiting: int
-    # Where the working samples were taken, by the innermost frame's package and function.
+    # Shares are of the working samples (all but the waiting ones): where the
+    # innermost frame was, by package and by function.
     by_package: list[Entry]
     by_self: list[Entry]
-    # Working samples with the function anywhere on the stack (once per stack),
-    # leaving out the frames that only start threads and loops, and of a chain
-    # of wrappers on exactly the same stacks, all but the innermost.
+    # The function anywhere on the stack (once per stack). Left out: frames
+    # that only start threads and loops, and library frames that pass nearly
+    # all their samples on to one callee (wrappers, middleware chains).
     by_inclusive: list[Entry]
+
+
+# A frame passing at least this share of its samples to one callee is a wrapper.
+_PASS_THROUGH = 0.95
 
 
 def _file(frame: str) -> str:
@@ -95,41 +102,58 @@ def _file(frame: str) -> str:
 
 def _package(frame: str) -> str:
     file = _file(frame)
-    return file.split("/", 1)[0].removesuffix(".py") if "/" in file or file else frame
+    return file.split("/", 1)[0].removesuffix(".py") if file else frame
 
 
 def summarize(
     stacks: list[tuple[list[str], int]], roots: Iterable[Path] = (), top: int = TOP_ENTRIES
 ) -> Profile:
     roots = list(roots)
+    own_code = f"{roots[0]}/" if roots else None
     total = sum(count for _, count in stacks)
     waiting = 0
     packages: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    depth: Counter[str] = Counter()
+    calls: Counter[tuple[str, str]] = Counter()
+    # The measured project's own functions are always shown.
+    target_frames: set[str] = set()
     for frames, count in stacks:
         named = [short_frame(frame, roots) for frame in frames]
+        if own_code is not None:
+            target_frames.update(
+                name
+                for frame, name in zip(frames, named, strict=True)
+                if _file(frame).startswith(own_code) and not _LIBRARY_ROOTS.match(_file(frame))
+            )
         if _file(named[-1]) in _WAITING_FILES:
             waiting += count
             continue
         packages[_package(named[-1])] += count
         own[named[-1]] += count
-        for name, level in {name: level for level, name in enumerate(named)}.items():
-            if not _PLUMBING_FILES.match(_file(name)):
-                inclusive[name] += count
-                depth[name] += level * count
+        for name in set(named):
+            inclusive[name] += count
+        for caller, callee in set(pairwise(named)):
+            if caller != callee:
+                calls[caller, callee] += count
+
+    busiest_callee: Counter[str] = Counter()
+    for (caller, _), count in calls.items():
+        busiest_callee[caller] = max(busiest_callee[caller], count)
+    working = total - waiting
+    kept = Counter(
+        {
+            name: count
+            for name, count in inclusive.items()
+            if not _PLUMBING_FILES.match(_file(name))
+            and (busiest_callee[name] < _PASS_THROUGH * count or name in target_frames)
+        }
+    )
 
     def entries(counter: Counter[str], limit: int) -> list[Entry]:
-        return [Entry(name, n, n / total) for name, n in counter.most_common(limit)]
+        return [Entry(name, n, n / working) for name, n in counter.most_common(limit)]
 
-    innermost: dict[int, str] = {}
-    for name, count in inclusive.items():
-        kept = innermost.get(count)
-        if kept is None or depth[name] / count > depth[kept] / count:
-            innermost[count] = name
-    wrappers = Counter({name: count for count, name in innermost.items()})
-    return Profile(total, waiting, entries(packages, 10), entries(own, top), entries(wrappers, top))
+    return Profile(total, waiting, entries(packages, 10), entries(own, top), entries(kept, top))
 
 
 def profile_table(profile: Profile) -> str:
@@ -143,10 +167,13 @@ def profile_table(profile: Profile) -> str:
             [title if i == 0 else "", f"{entry.share:.1%}", entry.name]
             for i, entry in enumerate(entries)
         ]
-    waiting = f"{profile.waiting / profile.samples:.1%}" if profile.samples else "-"
-    lines.append(["waiting", waiting, "threads parked on a lock, queue or selector"])
-    table = render_table(["where", "samples", "function (file)"], lines, "lrl")
-    return f"{profile.samples} samples at {SAMPLES_PER_SECOND}/s, shares of all of them\n{table}"
+    table = render_table(["where", "share", "function (file)"], lines, "lrl")
+    waiting = profile.waiting / profile.samples if profile.samples else 0
+    return (
+        f"{profile.samples} samples at {SAMPLES_PER_SECOND}/s per thread; shares of the "
+        f"working ones ({waiting:.0%} were of threads parked on a lock, queue or selector)\n"
+        f"{table}"
+    )
 
 
 def _py_spy() -> str:
@@ -170,6 +197,7 @@ class Sampler:
             f"--rate={SAMPLES_PER_SECOND}",
             "--format=raw",
             "--function",
+            "--full-filenames",
             f"--output={output}",
         ]
         with open(output.with_suffix(".log"), "wb") as log:
@@ -190,7 +218,7 @@ def profile(target_root: Path, plan: Plan) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="bulkreg-profile-"))
-    roots = [target.root, Path(sys.prefix)]
+    roots = [target.root]
     report = [f"profile of {target.describe} ({target.commit[:10]}) at {target.root}, {stamp}"]
     seconds = plan.wrk_seconds
     processes = Processes(work_dir)

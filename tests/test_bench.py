@@ -158,7 +158,9 @@ def test_profile_samples_are_grouped_by_where_they_were_taken():
         ("validate (jsonschema/v.py)", 6),
         ("query (peewee.py)", 3),
     ]
-    assert [(e.name, e.share) for e in profile.by_package] == [("jsonschema", 0.6), ("peewee", 0.3)]
+    # Shares are of the 9 working samples.
+    assert [(e.name, e.samples) for e in profile.by_package] == [("jsonschema", 6), ("peewee", 3)]
+    assert profile.by_package[0].share == pytest.approx(6 / 9)
     # threading.py only starts threads: no entry of its own.
     assert profile.by_inclusive[0].name == "serve (app/web.py)"
 
@@ -172,6 +174,28 @@ def test_a_frame_is_named_by_its_function_and_short_file():
         "get_batch (handlers/batches.py)"
     )
     assert short_frame("<module> (<frozen runpy>)") == "<module> (<frozen runpy>)"
+    # The target's own virtualenv lives inside it: its files are library files.
+    inside = "/work/repo/.venv/lib/python3.11/site-packages/peewee.py:40"
+    assert short_frame(f"Insert.__sql__ ({inside})", [Path("/work/repo")]) == (
+        "Insert.__sql__ (peewee.py)"
+    )
+
+
+def test_wrappers_are_left_out_of_the_inclusive_view_but_the_projects_code_is_not():
+    stacks = parse_collapsed(
+        "outer (/lib/python3.11/site-packages/web/a.py:1);"
+        "wrap (/lib/python3.11/site-packages/web/b.py:1);"
+        "handle (/repo/handlers/x.py:1);"
+        "step (/repo/storage/y.py:1);"
+        "dumps (/lib/python3.11/site-packages/json/c.py:1) 4\n"
+        "outer (/lib/python3.11/site-packages/web/a.py:1);"
+        "validate (/lib/python3.11/site-packages/jsonschema/v.py:1);"
+        "validate (/lib/python3.11/site-packages/jsonschema/v.py:1) 6\n"
+    )
+    names = [entry.name for entry in summarize(stacks, [Path("/repo")]).by_inclusive]
+    # `wrap` passes everything on to `handle`; `step` too, but it is the project's own.
+    assert names[:2] == ["outer (web/a.py)", "validate (jsonschema/v.py)"]
+    assert set(names[2:]) == {"handle (handlers/x.py)", "step (storage/y.py)", "dumps (json/c.py)"}
 
 
 def test_the_benchmarks_batches_are_accepted_by_the_app(client):
