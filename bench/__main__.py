@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import run
-from bench.figures import comparison_table
+from bench.figures import comparison_table, noise_warning
 
 
 def _stop_on_signals() -> None:
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         before, after = load_result(args.before), load_result(args.after)
         print(f"before: {run.headline(before)}\nafter:  {run.headline(after)}\n")
         print(comparison_table(before, after))
+        if warning := noise_warning(before, after):
+            print(f"\nnote: {warning}")
         return 0
 
     _stop_on_signals()

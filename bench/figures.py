@@ -107,7 +107,14 @@ def format_value(value: float | None) -> str:
 
 
 def format_ratio(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
+    """Two significant digits below 1 (0.023x), two decimals up to 10, none above."""
+    if ratio is None:
+        return "-"
+    if ratio >= 10:
+        return f"{ratio:.0f}x"
+    if ratio >= 1:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2g}x"
 
 
 def render_table(headers: Sequence[str], lines: Iterable[Sequence[str]], align: str) -> str:
@@ -147,6 +154,22 @@ def change(before: float | None, after: float | None, better: str) -> str:
         return "same"
     improved = delta > 0 if better == "higher" else delta < 0
     return f"{delta:+.0%} {'better' if improved else 'worse'}"
+
+
+# Share of the CPUs other work may take before a comparison is called noisy.
+QUIET_MACHINE = 0.10
+
+
+def noise_warning(before: dict, after: dict) -> str | None:
+    """A warning when other work took a noticeable share of the CPUs in either run."""
+    shares = [result["machine"].get("other_cpu_share") for result in (before, after)]
+    busy = [share for share in shares if share is not None and share > QUIET_MACHINE]
+    if not busy:
+        return None
+    return (
+        f"other work took up to {max(busy):.0%} of the CPUs during these runs: "
+        "differences of tens of percent can be noise; run both again and trust what repeats"
+    )
 
 
 def comparison_table(before: dict, after: dict) -> str:

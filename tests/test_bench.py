@@ -16,6 +16,8 @@ from bench.figures import (
     Row,
     change,
     comparison_table,
+    format_ratio,
+    noise_warning,
     percentile,
     results_table,
     settling,
@@ -112,8 +114,8 @@ def test_the_results_table_names_each_figure_once():
     ]
     lines = results_table(rows).splitlines()
     assert lines[0].split() == ["figure", "metric", "service", "reference", "ratio", "note"]
-    assert lines[2].split() == ["GET", "15", "requests/s", "512", "9,877", "0.05x", "wrk", "10s"]
-    assert lines[3].split() == ["p50", "ms", "7.50", "0.40", "18.75x"]
+    assert lines[2].split() == ["GET", "15", "requests/s", "512", "9,877", "0.052x", "wrk", "10s"]
+    assert lines[3].split() == ["p50", "ms", "7.50", "0.40", "19x"]
     assert lines[4].split() == ["POST", "1000", "p50", "ms", "125", "-", "-"]
 
 
@@ -133,8 +135,25 @@ def test_two_results_compare_figure_by_figure():
         ]
     }
     lines = comparison_table(before, after).splitlines()
-    assert lines[2].split()[3:] == ["500", "1,000", "+100%", "better", "0.05x", "0.10x"]
+    assert lines[2].split()[3:] == ["500", "1,000", "+100%", "better", "0.05x", "0.1x"]
     assert lines[3].split()[-5:] == ["-", "3.00", "-", "-", "-"]
+
+
+def test_ratios_keep_two_significant_digits():
+    assert [format_ratio(r) for r in (0.0234, 0.5, 1.234, 47.27, None)] == [
+        "0.023x",
+        "0.5x",
+        "1.23x",
+        "47x",
+        "-",
+    ]
+
+
+def test_a_comparison_is_called_noisy_when_other_work_took_the_cpus():
+    quiet = {"machine": {"other_cpu_share": 0.03}}
+    busy = {"machine": {"other_cpu_share": 0.3}}
+    assert noise_warning(quiet, quiet) is None
+    assert "30%" in noise_warning(quiet, busy)
 
 
 def test_a_result_is_written_under_its_time_and_commit_and_as_latest(tmp_path):
