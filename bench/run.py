@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import database
-from bench.client import COLLECTION, Client, expect, submit_body
+from bench.client import COLLECTION, Client, Reply, expect, submit_body
 from bench.database import SettlingWatch, Watcher
 from bench.figures import Row, results_table, settling, summarize_latencies
 from bench.processes import (
@@ -64,7 +64,7 @@ class Plan:
 
     wrk_seconds: float = 10
     warmup_seconds: float = 2
-    # Two connections per core, as many as the load generator has threads for.
+    # wrk: one thread, two connections per core.
     wrk_connections: int = 2 * (os.cpu_count() or 1)
     seed_batches: int = 100_000
     deep_page: int = 1000
@@ -174,13 +174,15 @@ class BenchmarkRun:
         self._cpu_at_start = (time.monotonic(), busy_cpu_seconds(), own_cpu_seconds())
         env = self._env(self.service_port)
         python = str(self.target.python)
-        subprocess.run(
-            [python, "-m", "storage.migrations"],
-            cwd=self.target.root,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        with open(self.processes.log_path("migrations"), "wb") as log:
+            subprocess.run(
+                [python, "-m", "storage.migrations"],
+                cwd=self.target.root,
+                env=env,
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if self.plan.seed_batches:
             database.seed_batches(
                 self.database_path, self.plan.seed_batches, newest=datetime.now(UTC)
@@ -223,7 +225,7 @@ class BenchmarkRun:
         self._batches_submitted += 1
         return submit_body(self._batches_submitted, items, today=self.today)
 
-    def submit(self, client: Client, items: int):
+    def submit(self, client: Client, items: int) -> Reply:
         reply = client.request("POST", COLLECTION, self._next_body(items))
         return expect(reply, 202, f"submitting {items} items")
 
@@ -340,6 +342,9 @@ class BenchmarkRun:
             "reference": peak_rss_mib(self.reference_worker),
             "consumer": peak_rss_mib(self.consumer.pid),
         }
+
+    def measure_other_work(self) -> None:
+        """How much CPU time processes other than this run's took while it measured."""
         started, busy_at_start, own_at_start = self._cpu_at_start
         ours = own_cpu_seconds() - own_at_start
         for pid in (self.web.pid, self.web_worker, self.consumer.pid):
@@ -361,6 +366,7 @@ class BenchmarkRun:
             self.measure_wrk(name)
         self.measure_get_large()
         self.measure_memory()
+        self.measure_other_work()
 
     # -- the result --------------------------------------------------------------------
 
