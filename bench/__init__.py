@@ -2,6 +2,7 @@
 
     python -m bench run [--target DIR]      # make bench
     python -m bench profile [--target DIR]  # make bench-profile
+    python -m bench show [RESULT]
     python -m bench compare BEFORE AFTER
 
 Only the standard library runs in this process; the service, the consumer

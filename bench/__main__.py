@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import run
-from bench.figures import comparison_table, noise_warning
+from bench.figures import Row, comparison_table, noise_warning, results_table
 
 
 def _stop_on_signals() -> None:
@@ -58,11 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument(
             "--quick", action="store_true", help="short runs and few samples: a smoke test"
         )
+    show = commands.add_parser("show", help="the table of a saved result")
+    show.add_argument(
+        "result", nargs="?", default=str(run.RESULTS_DIR / "latest.json"), help="default: latest"
+    )
     compare = commands.add_parser("compare", help="two results side by side")
     compare.add_argument("before", help="a result file, or a commit whose newest result to use")
     compare.add_argument("after", help="likewise")
     args = parser.parse_args(argv)
 
+    if args.command == "show":
+        result = load_result(args.result)
+        rows = [Row(**{k: v for k, v in row.items() if k != "ratio"}) for row in result["rows"]]
+        print(f"{run.headline(result)}\n{results_table(rows)}")
+        return 0
     if args.command == "compare":
         before, after = load_result(args.before), load_result(args.after)
         print(f"before: {run.headline(before)}\nafter:  {run.headline(after)}\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import main as bench_command
 from bench.client import COLLECTION, submit_body
 from bench.database import Watcher, seed_batches
 from bench.figures import (
@@ -243,3 +244,29 @@ def test_seeded_batches_are_served_like_submitted_ones(client):
         assert (watcher.newest_batch(), watcher.settled_after(0), watcher.pending()) == (30, 30, 0)
     finally:
         watcher.close()
+
+
+def _saved_result(tmp_path: Path, name: str, requests_per_s: float) -> Path:
+    result = {
+        "started_at": "2026-12-03T16:50:01Z",
+        "elapsed_s": 105.0,
+        "target": {"path": "/repo", "commit": "e0dfda3ce8", "describe": "v1", "dirty": False},
+        "machine": {"cpus": 2, "load_before": [0.5, 0.4, 0.3], "other_cpu_share": 0.02},
+        "rows": [Row("small.rps", "GET 15", "requests/s", requests_per_s, 1e4, "higher").as_dict()],
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_a_saved_result_is_shown_and_compared_from_the_command_line(tmp_path, capsys):
+    before = _saved_result(tmp_path, "before.json", 400)
+    after = _saved_result(tmp_path, "after.json", 500)
+
+    assert bench_command(["show", str(after)]) == 0
+    assert "0.05x" in capsys.readouterr().out
+
+    assert bench_command(["compare", str(before), str(after)]) == 0
+    shown = capsys.readouterr().out
+    assert "+25% better" in shown
+    assert "note:" not in shown
