@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup migrate run web worker test lint lint-spec conformance soak clean
+.PHONY: setup migrate run web worker test lint lint-spec conformance soak clean \
+	bench bench-profile bench-tools
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +46,22 @@ soak: setup
 ## Fuzz the running service against its spec with Schemathesis (JUnit under conformance/reports/).
 conformance: setup
 	$(PY) conformance/run.py
+
+## Benchmark this checkout, or BENCH_TARGET=/another/checkout, beside a bare reference (README).
+BENCH_TARGET ?= $(CURDIR)
+bench: setup bench-tools
+	$(PY) -m bench run --target $(BENCH_TARGET) $(BENCH_ARGS)
+
+## Where the web worker and the consumer spend their time under the benchmark's loads.
+bench-profile: setup bench-tools
+	[ -x $(VENV)/bin/py-spy ] || $(PY) -m pip install --quiet py-spy==0.4.3
+	$(PY) -m bench profile --target $(BENCH_TARGET) $(BENCH_ARGS)
+
+# wrk from Debian's packages, and the target's own virtualenv.
+bench-tools:
+	command -v wrk >/dev/null || apt-get install -y -qq wrk || \
+		(apt-get update -qq && apt-get install -y -qq wrk)
+	$(MAKE) --no-print-directory -C $(BENCH_TARGET) setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
