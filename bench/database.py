@@ -43,6 +43,14 @@ _SEED = [
 ]
 
 
+# Newer schemas keep a per-coordinator, per-status count of batches beside them.
+_HAS_TALLY = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch_tally'"
+_RETALLY = """
+    INSERT OR REPLACE INTO batch_tally (coordinator_id, status, batches)
+    SELECT coordinator_id, status, COUNT(*) FROM batch GROUP BY coordinator_id, status
+"""
+
+
 class SchemaMismatch(RuntimeError):
     """The target's tables are not the ones this benchmark seeds and watches."""
 
@@ -62,6 +70,8 @@ def seed_batches(path: Path, count: int, *, newest: datetime) -> None:
             connection.execute("BEGIN IMMEDIATE")
             for statement in _SEED:
                 connection.execute(statement, {"count": count, "start": start})
+            if connection.execute(_HAS_TALLY).fetchone():
+                connection.execute(_RETALLY)
     except sqlite3.OperationalError as error:
         raise SchemaMismatch(f"seeding failed ({error}): has storage/models.py changed?") from None
     finally:

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from peewee import fn
+from peewee import SQL, fn
 
 from rules import BatchStatus, ItemStatus, batch_status, repeats_earlier
-from storage.database import is_sqlite
-from storage.models import Batch, BatchItem
+from storage.database import database, is_sqlite
+from storage.models import Batch, BatchItem, BatchTally
 from storage.prepared import PreparedInsert, PreparedScalar, PreparedSelect, row_type
 
 # 200 rows of 10 values per INSERT: well under SQLite's bound-variable limit.
@@ -62,6 +62,7 @@ def insert_batch(
         updated_at=now,
         lease_expires_at=lease_until,
     )
+    _tally(coordinator_id, BatchStatus.PROCESSING, +1)
     repeats = repeats_earlier((i.mentor_id, i.activity_type, i.activity_date) for i in items)
     _INSERT_ITEMS.run(
         (
@@ -123,16 +124,20 @@ def batch_items(number: int, status: str | None = None) -> list[ItemRow]:
 def _listing(by_status: bool, by_coordinator: bool) -> tuple[PreparedScalar, PreparedSelect]:
     """The count and the page query for one combination of filters.
 
-    A page first picks its ids from the index alone (newest first, skipping
-    `offset` index entries, not table rows), then reads just those rows: page
-    1000 costs about what page 1 does.
+    The count sums the tally, not the batches. A page first picks its ids
+    from the index alone (newest first, skipping `offset` index entries, not
+    table rows), then reads just those rows: page 1000 costs about what
+    page 1 does.
     """
     matching = Batch.select(Batch.id)
+    tally = BatchTally.select(fn.COALESCE(fn.SUM(BatchTally.batches), SQL("0")))
     if by_status:
         matching = matching.where(Batch.status == "")
+        tally = tally.where(BatchTally.status == "")
     if by_coordinator:
         matching = matching.where(Batch.coordinator_id == "")
-    count = PreparedScalar(matching.select(fn.COUNT(Batch.id)))
+        tally = tally.where(BatchTally.coordinator_id == "")
+    count = PreparedScalar(tally)
     newest_first = (Batch.submitted_at.desc(), Batch.id.desc())
     page_ids = matching.order_by(*newest_first).limit(1).offset(1)
     page = Batch.select().where(Batch.id.in_(page_ids)).order_by(*newest_first)
@@ -155,12 +160,17 @@ def save_progress(batch: Batch, *, now: datetime, **changes) -> None:
     """
     for name, value in changes.items():
         setattr(batch, name, value)
+    before = batch.status
     batch.status = batch_status(
         cancelled=batch.cancelled_at is not None,
         pending=batch.pending,
         completed=batch.completed,
         failed=batch.failed,
     )
+    if batch.status != before:
+        # A fixed order, so two transactions never wait on each other's tally rows.
+        for status, change in sorted([(before, -1), (batch.status, +1)]):
+            _tally(batch.coordinator_id, status, change)
     if batch.pending:
         batch.completed_at = None
     elif batch.completed_at is None:
@@ -213,6 +223,19 @@ def delete_batch(batch: Batch) -> None:
     """The batch and its items go; the activities they created stay."""
     BatchItem.delete().where(BatchItem.batch == batch.id).execute()
     batch.delete_instance()
+    _tally(batch.coordinator_id, batch.status, -1)
+
+
+_P = database.param
+_TALLY = (
+    f"INSERT INTO batch_tally (coordinator_id, status, batches) VALUES ({_P}, {_P}, {_P}) "
+    "ON CONFLICT (coordinator_id, status) DO UPDATE "
+    "SET batches = batch_tally.batches + excluded.batches"
+)
+
+
+def _tally(coordinator_id: str, status: str, change: int) -> None:
+    database.execute_sql(_TALLY, (coordinator_id, str(status), change))
 
 
 def lease_expiry(now: datetime, seconds: float) -> datetime:

@@ -137,9 +137,28 @@ def _idempotency_keys() -> None:
     database.create_tables([IdempotencyKey])
 
 
+def _batch_tally() -> None:
+    class BatchTally(Model):
+        coordinator_id = CharField(max_length=64)
+        status = CharField(max_length=16, index=True)
+        batches = IntegerField()
+
+        class Meta:
+            database = database
+            legacy_table_names = False
+            primary_key = CompositeKey("coordinator_id", "status")
+
+    database.create_tables([BatchTally])
+    database.execute_sql(
+        "INSERT INTO batch_tally (coordinator_id, status, batches) "
+        "SELECT coordinator_id, status, COUNT(*) FROM batch GROUP BY coordinator_id, status"
+    )
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _idempotency_keys,
+    _batch_tally,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -118,6 +118,21 @@ class Activity(BaseModel):
         indexes = ((("mentor_id", "activity_type", "activity_date"), True),)
 
 
+class BatchTally(BaseModel):
+    """How many batches each coordinator has in each status.
+
+    Kept in the same transaction as every status change, so the list's
+    `total` is a sum over a few rows instead of a count over every batch.
+    """
+
+    coordinator_id = CharField(max_length=64)
+    status = CharField(max_length=16, index=True)
+    batches = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("coordinator_id", "status")
+
+
 class IdempotencyKey(BaseModel):
     """A client's Idempotency-Key and the response its first request got.
 
@@ -142,4 +157,4 @@ class IdempotencyKey(BaseModel):
         primary_key = CompositeKey("operation", "scope", "key")
 
 
-TABLES = [Batch, BatchItem, Activity, IdempotencyKey]
+TABLES = [Batch, BatchItem, Activity, BatchTally, IdempotencyKey]

@@ -537,3 +537,27 @@ def test_unsupported_methods_answer_405_listing_every_method_of_the_path(
 def test_a_query_parameter_given_twice_is_400(client, base):
     body = assert_problem(client.get(f"{base}?page=1&page=2"), 400)
     assert "page" in body["detail"]
+
+
+def test_list_totals_follow_every_change_of_status(client, base, process):
+    def totals():
+        return {
+            status: client.get(base, params={"status": status}).json()["pagination"]["total"]
+            for status in ("processing", "completed", "partial", "failed", "cancelled")
+        }
+
+    first = submit(client, base, [item("m1"), item("m1")], coordinator="coord-a")
+    second = submit(client, base, [item("m2")], coordinator="coord-b")
+    third = submit(client, base, [item("m3")], coordinator="coord-a")
+    client.post(f"{base}/{third}/cancel")
+    assert totals() == {"processing": 2, "completed": 0, "partial": 0, "failed": 0, "cancelled": 1}
+    process()
+    assert totals() == {"processing": 0, "completed": 1, "partial": 1, "failed": 0, "cancelled": 1}
+    client.post(f"{base}/{first}/retry")
+    assert totals()["processing"] == 1
+    process()
+    client.delete(f"{base}/{second}")
+    assert totals() == {"processing": 0, "completed": 0, "partial": 1, "failed": 0, "cancelled": 1}
+    mine = client.get(base, params={"coordinator_id": "coord-a", "status": "partial"})
+    assert mine.json()["pagination"]["total"] == 1
+    assert client.get(base).json()["pagination"]["total"] == 2

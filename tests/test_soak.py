@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from storage.database import reading
-from storage.models import Activity, Batch, BatchItem
+from storage.models import Activity, Batch, BatchItem, BatchTally
 from tests.contract import check_response
 from tests.live import COLLECTION, LiveService
 
@@ -133,6 +133,10 @@ def test_soak(tmp_path):
             for item in BatchItem.select(BatchItem.batch, BatchItem.status)
         )
         activities = Activity.select().count()
+        tally = {
+            (row.coordinator_id, row.status): row.batches
+            for row in BatchTally.select().where(BatchTally.batches != 0)
+        }
     server_errors = sum(n for status, n in soak.statuses.items() if status >= 500)
     print(
         f"\nsoak: {sum(soak.statuses.values())} requests from {CLIENTS} clients in {elapsed:.1f}s; "
@@ -142,6 +146,7 @@ def test_soak(tmp_path):
     )
     assert server_errors == 0
     assert still_pending == 0
+    assert tally == Counter((batch.coordinator_id, batch.status) for batch in batches)
     for batch in batches:
         by_status = {
             s: counted[(batch.id, s)] for s in ("success", "failed", "pending", "cancelled")
