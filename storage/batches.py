@@ -12,6 +12,7 @@ from peewee import chunked, fn
 
 from rules import BatchStatus, ItemStatus, batch_status, repeats_earlier
 from storage.database import is_sqlite
+from storage.locks import lock_batch_for_writer
 from storage.models import Batch, BatchItem
 
 # Rows per INSERT: well under SQLite's bound-variable limit.
@@ -81,7 +82,16 @@ def find_batch(number: int) -> Batch | None:
 
 
 def lock_batch(number: int) -> Batch | None:
-    """The batch, locked against other writers until the transaction ends.
+    """The batch, locked against chunks and other writers until the transaction ends.
+
+    For cancel, retry, update and delete; storage/locks.py explains the order.
+    """
+    lock_batch_for_writer(number)
+    return lock_batch_row(number)
+
+
+def lock_batch_row(number: int) -> Batch | None:
+    """The batch's row as last committed, locked until the transaction ends.
 
     SQLite has no row locks: its write transactions (BEGIN IMMEDIATE) already
     exclude each other.
