@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup migrate run web worker test lint clean
+.PHONY: setup migrate run web worker test test-postgres rehearsal lint clean
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,9 +30,21 @@ web: migrate
 worker: migrate
 	$(PY) -m worker
 
-## The test suite.
+## The test suite, on SQLite.
 test: setup lint
 	$(PY) -m pytest
+
+# Where the PostgreSQL runs create their own databases (and drop them after).
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+## The same test suite on PostgreSQL, in a database of its own.
+test-postgres: setup
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest
+
+## Two web instances and three consumers on one PostgreSQL database, thousands of items.
+rehearsal: setup
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) REHEARSAL_ITEMS=4000 \
+		$(PY) -m pytest -s tests/test_rehearsal.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
