@@ -6,6 +6,8 @@ they started left behind.
 
 from collections import Counter
 
+from peewee import fn
+
 from rules import BatchStatus, ItemStatus, batch_status
 from storage.database import reading
 from storage.models import Activity, Batch, BatchItem
@@ -83,6 +85,12 @@ def check_invariants(*, all_settled: bool) -> int:
     else:
         assert processing <= queued_batches(), sorted(processing - queued_batches())
     return facts + 1
+
+
+def items_by_status() -> Counter:
+    with reading():
+        query = BatchItem.select(BatchItem.status, fn.COUNT(BatchItem.position))
+        return Counter(dict(query.group_by(BatchItem.status).tuples()))
 
 
 def queued_batches() -> set[int]:
