@@ -8,6 +8,8 @@ from collections import Counter
 
 from peewee import fn
 
+# Registers the job type, so queued jobs can be read back.
+import worker.tasks  # noqa: F401
 from rules import BatchStatus, ItemStatus, batch_status
 from storage.database import reading
 from storage.models import Activity, Batch, BatchItem
