@@ -54,9 +54,14 @@ def settle_chunk(number, limit):
         )
 
 
-def item_statuses(number):
+def batch_items(number):
     with reading():
-        return [item.status for item in BatchItem.select().where(BatchItem.batch == number)]
+        query = BatchItem.select().where(BatchItem.batch == number)
+        return list(query.order_by(BatchItem.position))
+
+
+def item_statuses(number):
+    return [item.status for item in batch_items(number)]
 
 
 class HeldChunk:
@@ -161,8 +166,7 @@ def test_retry_waits_for_the_chunk_in_flight_and_retries_its_failures_too(monkey
     batch, retried = retry()
     assert retried == 3 + 3
     assert (batch.failed, batch.pending, batch.completed) == (0, 5 + 6, 14)
-    with reading():
-        attempts = [i.attempts for i in BatchItem.select().where(BatchItem.batch == number)]
+    attempts = [item.attempts for item in batch_items(number)]
     assert attempts[:20] == [2 if position % 3 == 0 else 1 for position in range(1, 21)]
     check_invariants(all_settled=False)
 
