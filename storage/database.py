@@ -9,8 +9,11 @@ waits up to DATABASE_POOL_TIMEOUT seconds for one.
 """
 
 import contextlib
+import itertools
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,6 +25,27 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from settings import settings
 
 log = logging.getLogger(__name__)
+
+
+class _SqliteDatabase(PooledSqliteDatabase):
+    """SQLite that retries setting up a connection SQLite refused without waiting.
+
+    Two connections opening a new file at once may both try to switch it to
+    WAL; SQLite then answers one with "database is locked" at once rather than
+    risk a deadlock on the busy timeout. Trying again shortly succeeds.
+    """
+
+    def _set_pragmas(self, conn) -> None:
+        for attempt in itertools.count(1):
+            try:
+                return super()._set_pragmas(conn)
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == _PRAGMA_ATTEMPTS:
+                    raise
+                time.sleep(0.05)
+
+
+_PRAGMA_ATTEMPTS = 100
 
 SQLITE_PRAGMAS = {
     "busy_timeout": 10_000,
@@ -41,7 +65,7 @@ def open_database(url: str, *, pool_size: int, pool_timeout: float) -> Database:
         path = parse_database_url(url)["database"]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return PooledSqliteDatabase(
+        return _SqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
             returning_clause=True,

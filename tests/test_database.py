@@ -1,10 +1,11 @@
 """The connection pool and the after-commit hook of storage/database.py."""
 
 import os
+import sqlite3
 import threading
 
 import pytest
-from playhouse.pool import MaxConnectionsExceeded
+from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
 
 from storage.database import after_commit, open_database, writing
 from storage.models import Batch
@@ -60,3 +61,20 @@ def test_a_thread_finding_the_pool_in_use_gives_up_after_the_wait_timeout(pool_o
     with pool_of_one.connection_context():
         outcome = in_other_thread(pool_of_one.connect)
     assert isinstance(outcome["error"], MaxConnectionsExceeded)
+
+
+def test_sqlite_refusing_a_new_connection_at_once_is_asked_again(tmp_path, monkeypatch):
+    refusals = iter([sqlite3.OperationalError("database is locked")])
+    set_pragmas = PooledSqliteDatabase._set_pragmas
+
+    def refused_once(self, conn):
+        if (refusal := next(refusals, None)) is not None:
+            raise refusal
+        set_pragmas(self, conn)
+
+    monkeypatch.setattr(PooledSqliteDatabase, "_set_pragmas", refused_once)
+    database = open_database(f"sqlite:///{tmp_path}/new.db", pool_size=1, pool_timeout=1)
+    with database.connection_context():
+        assert database.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert next(refusals, None) is None
+    database.close_all()
