@@ -32,10 +32,13 @@ def service(tmp_path):
     live.stop_all()
 
 
-def submit_large_batch(client) -> str:
+BATCHES = 3
+
+
+def submit_large_batch(client, batch: int) -> str:
     items = [
         {
-            "mentor_id": f"mentor-{n}",
+            "mentor_id": f"mentor-{batch}-{n}",
             "activity_type": "training",
             "activity_date": "2026-03-24",
             "duration_minutes": 60,
@@ -49,7 +52,7 @@ def submit_large_batch(client) -> str:
 
 def wait_for_first_items_settled():
     deadline = time.monotonic() + 30
-    while items_by_status()["pending"] == 1000:
+    while items_by_status()["pending"] == BATCHES * 1000:
         assert time.monotonic() < deadline, "the consumer never started on the batch"
         time.sleep(0.005)
 
@@ -61,7 +64,7 @@ def wait_for_first_items_settled():
 )
 def test_a_consumer_stopped_mid_batch_leaves_the_rest_queued(service, stop_signal):
     with checked_client(service.start_web(workers=1)) as client:
-        location = submit_large_batch(client)
+        locations = [submit_large_batch(client, batch) for batch in range(BATCHES)]
         consumer = service.start_consumer()
         wait_for_first_items_settled()
 
@@ -71,8 +74,8 @@ def test_a_consumer_stopped_mid_batch_leaves_the_rest_queued(service, stop_signa
         check_invariants(all_settled=False)
 
         service.start_consumer()
-        batch = wait_until_settled(client, location)
-    assert batch["completed"] == 1000
+        batches = [wait_until_settled(client, location) for location in locations]
+    assert [batch["completed"] for batch in batches] == [1000] * BATCHES
     check_invariants(all_settled=True)
 
 
