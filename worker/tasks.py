@@ -23,9 +23,8 @@ stopping = threading.Event()
 def process_batch(number: int) -> None:
     """Settle a batch's pending items, chunk by chunk.
 
-    A job that leaves items nobody has claimed after its first chunk queues a
-    second job for the batch, so another consumer can take the next chunk
-    meanwhile. A job settles at most `task_item_budget` items, and none once
+    A job whose batch still has pending items after its first chunk queues a
+    second job for it, so another consumer can take the next chunk meanwhile. A job settles at most `task_item_budget` items, and none once
     its consumer is stopping; it then hands the rest of the batch back to the
     queue in the same transaction as its last chunk.
     """
