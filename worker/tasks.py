@@ -24,7 +24,8 @@ def process_batch(number: int) -> None:
     """Settle a batch's pending items, chunk by chunk.
 
     A job whose batch still has pending items after its first chunk queues a
-    second job for it, so another consumer can take the next chunk meanwhile. A job settles at most `task_item_budget` items, and none once
+    second job for it, so another consumer can take the next chunk meanwhile.
+    A job settles at most `task_item_budget` items, and no further chunk once
     its consumer is stopping; it then hands the rest of the batch back to the
     queue in the same transaction as its last chunk.
     """
