@@ -4,8 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup migrate run web worker test lint lint-spec conformance soak clean \
-	bench bench-profile bench-tools
+.PHONY: setup migrate run web worker test test-postgres rehearsal lint lint-spec conformance \
+	soak clean bench bench-profile bench-tools
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,18 @@ worker: migrate
 ## The test suite (with both linters first).
 test: setup lint lint-spec
 	$(PY) -m pytest
+
+# Where the PostgreSQL runs create their own databases (and drop them after).
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+## The same test suite on PostgreSQL, in a database of its own.
+test-postgres: setup lint-spec
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest
+
+## Two web instances and three consumers on one PostgreSQL database, thousands of items.
+rehearsal: setup
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) REHEARSAL_ITEMS=4000 \
+		$(PY) -m pytest -s tests/test_rehearsal.py
 
 ## openapi.yaml is valid OpenAPI, and every operationId has its handler and vice versa.
 lint-spec: setup

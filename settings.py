@@ -20,6 +20,13 @@ def _float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     database_url: str
+    # Connections each process may hold at once, and how long a thread waits
+    # for one when all are in use.
+    database_pool_size: int
+    database_pool_timeout: float
+    # A Redis URL puts the job queue on Redis; by default it lives in the database.
+    huey_redis_url: str | None
+    queue_name: str
     # Activities are registered once they have happened: "today" is judged
     # in the programme's own time zone.
     programme_timezone: ZoneInfo
@@ -48,6 +55,11 @@ class Settings:
     def from_environ(cls) -> "Settings":
         return cls(
             database_url=os.environ.get("DATABASE_URL", "sqlite:///var/bulkreg.db"),
+            # AnyIO's thread pool runs at most 40 handlers at once per web worker.
+            database_pool_size=_int("DATABASE_POOL_SIZE", 40),
+            database_pool_timeout=_float("DATABASE_POOL_TIMEOUT", 10),
+            huey_redis_url=os.environ.get("HUEY_REDIS_URL") or None,
+            queue_name=os.environ.get("QUEUE_NAME", "bulkreg"),
             programme_timezone=ZoneInfo(os.environ.get("PROGRAMME_TIMEZONE", "UTC")),
             max_body_bytes=_int("MAX_BODY_BYTES", 2 * 1024 * 1024),
             max_requests_in_flight=_int("MAX_REQUESTS_IN_FLIGHT", 32),

@@ -13,6 +13,7 @@ from peewee import SQL, fn
 
 from rules import BatchStatus, ItemStatus, batch_status, repeats_earlier
 from storage.database import database, is_sqlite
+from storage.locks import lock_batch_for_writer
 from storage.models import Batch, BatchItem, BatchTally
 from storage.prepared import PreparedInsert, PreparedScalar, PreparedSelect, row_type
 
@@ -103,7 +104,16 @@ def find_batch(number: int) -> BatchRow | None:
 
 
 def lock_batch(number: int) -> Batch | None:
-    """The batch, locked against other writers until the transaction ends.
+    """The batch, locked against chunks and other writers until the transaction ends.
+
+    For cancel, retry, update and delete; storage/locks.py explains the order.
+    """
+    lock_batch_for_writer(number)
+    return lock_batch_row(number)
+
+
+def lock_batch_row(number: int) -> Batch | None:
+    """The batch's row as last committed, locked until the transaction ends.
 
     SQLite has no row locks: its write transactions (BEGIN IMMEDIATE) already
     exclude each other.

@@ -1,11 +1,12 @@
 """The worker's database work: settling a batch's pending items chunk by chunk.
 
-Every writer of a batch (this worker, cancel, retry, update, delete) locks the
-batch row first, so a chunk, a cancellation and a retry never interleave:
-counters always add up and no item is settled twice. A chunk is one
-transaction: the activities it creates, the items it settles and the batch's
-counters commit together or not at all, so re-running a chunk after a crash
-cannot create a second activity.
+A chunk is one transaction: the activities it creates, the items it settles
+and the batch's counters commit together or not at all, so re-running a chunk
+after a crash cannot create a second activity, and a consumer that dies
+mid-chunk releases the items it had claimed. Several chunks of one batch may
+run at once on different consumers, each on the pending items it claimed;
+cancel, retry, update and delete wait for them and exclude them
+(storage/locks.py), so counters always add up and no item is settled twice.
 """
 
 from collections import defaultdict
@@ -15,8 +16,9 @@ from datetime import date, datetime
 from peewee import chunked
 
 from rules import BatchStatus, ItemError, ItemStatus, judge_item
-from storage.batches import lease_expiry, lock_batch, save_progress
+from storage.batches import find_batch, lease_expiry, lock_batch_row, save_progress
 from storage.database import is_sqlite
+from storage.locks import share_batch_with_chunks
 from storage.models import Activity, Batch, BatchItem
 
 _INSERT_ROWS = 200
@@ -25,6 +27,8 @@ _INSERT_ROWS = 200
 @dataclass(frozen=True)
 class ChunkOutcome:
     settled: int
+    # Pending items of the batch after this chunk, including any that other
+    # consumers have claimed and not yet settled.
     still_pending: int
 
 
@@ -34,17 +38,14 @@ def settle_next_chunk(
     """Settle up to `limit` pending items of a batch, in submitted order.
 
     Returns None when there is nothing to do: the batch is gone, cancelled,
-    or has no pending item. Runs inside the caller's write transaction.
+    or has no pending item that another consumer has not already claimed.
+    Runs inside the caller's write transaction.
     """
-    batch = lock_batch(number)
+    share_batch_with_chunks(number)
+    batch = find_batch(number)
     if batch is None or batch.cancelled_at is not None or not batch.pending:
         return None
-    items = list(
-        BatchItem.select()
-        .where((BatchItem.batch == number) & (BatchItem.status == ItemStatus.PENDING))
-        .order_by(BatchItem.position)
-        .limit(limit)
-    )
+    items = _claim_pending_items(number, limit)
     if not items:
         return None
 
@@ -66,6 +67,8 @@ def settle_next_chunk(
     for error, positions in verdicts.items():
         _mark_failed(number, positions, error, now=now)
 
+    # Other chunks of this batch may have committed since it was read.
+    batch = lock_batch_row(number)
     succeeded = len(items) - sum(len(positions) for positions in verdicts.values())
     save_progress(
         batch,
@@ -76,6 +79,19 @@ def settle_next_chunk(
         lease_expires_at=lease_expiry(now, lease_seconds) if batch.pending > len(items) else None,
     )
     return ChunkOutcome(settled=len(items), still_pending=batch.pending)
+
+
+def _claim_pending_items(number: int, limit: int) -> list[BatchItem]:
+    """The first pending items no other chunk holds, locked until the transaction ends."""
+    query = (
+        BatchItem.select()
+        .where((BatchItem.batch == number) & (BatchItem.status == ItemStatus.PENDING))
+        .order_by(BatchItem.position)
+        .limit(limit)
+    )
+    if not is_sqlite():
+        query = query.for_update(skip_locked=True)
+    return list(query)
 
 
 def _create_activities(
@@ -172,3 +188,17 @@ def batches_needing_a_job(now: datetime, *, limit: int = 1000) -> list[int]:
 
 def renew_lease(numbers: list[int], until: datetime) -> None:
     Batch.update(lease_expires_at=until).where(Batch.id.in_(numbers)).execute()
+
+
+def take_lease(number: int, until: datetime) -> None:
+    """Claim a batch a job is starting on, in a transaction of its own.
+
+    Until its first chunk commits, the lease a batch carries is the queue's
+    grace period; if this consumer dies mid-chunk, the short lease lets the
+    reconciler queue the batch again soon.
+    """
+    (
+        Batch.update(lease_expires_at=until)
+        .where((Batch.id == number) & (Batch.status == BatchStatus.PROCESSING))
+        .execute()
+    )

@@ -1,16 +1,19 @@
 """Shared fixtures.
 
-The suite runs against the database named by DATABASE_URL; without one it
-makes a throwaway SQLite file. `make test-postgres` points it at a fresh
-PostgreSQL database instead: the same tests, the other backend.
+The suite runs against a throwaway database of its own, never the one
+DATABASE_URL names outside it: a SQLite file by default, a freshly created
+PostgreSQL database with `make test-postgres` (tests/databases.py). The same
+tests, either backend.
 """
 
 import os
-import tempfile
 
-os.environ.setdefault(
-    "DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='bulkreg-test-')}/bulkreg.db"
-)
+from tests.databases import create_database, drop_database
+
+os.environ["DATABASE_URL"] = create_database()
+# The in-process tests run jobs off the database queue; tests of the Redis
+# queue set it for the processes they start.
+os.environ.pop("HUEY_REDIS_URL", None)
 
 import pytest
 from starlette.testclient import TestClient
@@ -20,6 +23,11 @@ from storage.migrations import migrate
 from storage.models import TABLES
 from storage.queue import QUEUE_TABLES, huey
 from tests.contract import check_response
+
+
+def pytest_sessionfinish(session, exitstatus):
+    database.close_all()
+    drop_database(os.environ["DATABASE_URL"])
 
 
 @pytest.fixture(scope="session", autouse=True)

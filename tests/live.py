@@ -33,6 +33,8 @@ class LiveService:
         self.env = {**os.environ, "DATABASE_URL": database_url, **settings}
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        # Each web server's base URL and its gunicorn master process.
+        self.web: dict[str, subprocess.Popen] = {}
         subprocess.run(
             [sys.executable, "-m", "storage.migrations"], cwd=ROOT, env=self.env, check=True
         )
@@ -48,7 +50,7 @@ class LiveService:
     def start_web(self, workers: int = 2) -> str:
         """A gunicorn server on a free loopback port; returns its base URL once it answers."""
         port = free_port()
-        self._spawn(
+        process = self._spawn(
             "web",
             [sys.executable, "-m", "gunicorn", "app:app"],
             HOST="127.0.0.1",
@@ -56,6 +58,7 @@ class LiveService:
             WEB_CONCURRENCY=str(workers),
         )
         url = f"http://127.0.0.1:{port}"
+        self.web[url] = process
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

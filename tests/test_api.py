@@ -561,3 +561,13 @@ def test_list_totals_follow_every_change_of_status(client, base, process):
     mine = client.get(base, params={"coordinator_id": "coord-a", "status": "partial"})
     assert mine.json()["pagination"]["total"] == 1
     assert client.get(base).json()["pagination"]["total"] == 2
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+def test_the_largest_batch_id_the_spec_allows_is_a_plain_404(client, base, method):
+    target = f"{base}/batch-{'9' * 18}"
+    if method == "POST":
+        response = client.post(f"{target}/cancel")
+    else:
+        response = client.request(method, target, json={"label": "x"} if method == "PUT" else None)
+    assert_problem(response, 404)

@@ -1,5 +1,6 @@
 """The worker: chunks, cancellation between chunks, hand-back, reconciliation."""
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -103,3 +104,68 @@ def test_the_reconciler_leaves_finished_and_cancelled_batches_alone(client, proc
     with writing():
         Batch.update(lease_expires_at=utc_now() - timedelta(seconds=1)).execute()
     assert worker.tasks.reconcile() == []
+
+
+@pytest.fixture
+def two_item_chunks(monkeypatch):
+    """Two items per chunk, and no budget to speak of."""
+    monkeypatch.setattr(
+        worker.tasks, "settings", replace(settings, chunk_size=2, task_item_budget=1000)
+    )
+
+
+def test_a_job_queues_a_helper_when_its_batch_has_more_than_one_chunk(
+    client, two_item_chunks, process
+):
+    batch_id = submit(client, 5)
+    run_one_job()
+    assert client.get(f"{BASE}/{batch_id}").json()["status"] == "completed"
+    # The helper was queued after the first chunk; by now it finds nothing to do.
+    assert huey.pending_count() == 1
+    assert process() == 1
+    assert huey.pending_count() == 0
+
+
+def test_a_job_queues_no_helper_for_a_batch_of_one_chunk(client, two_item_chunks):
+    submit(client, 2)
+    run_one_job()
+    assert huey.pending_count() == 0
+
+
+def test_a_stopping_consumer_hands_the_batch_back_after_the_chunk_in_hand(
+    client, two_item_chunks, monkeypatch, process
+):
+    stopping = threading.Event()
+    stopping.set()
+    monkeypatch.setattr(worker.tasks, "stopping", stopping)
+    batch_id = submit(client, 5)
+    run_one_job()
+    batch = client.get(f"{BASE}/{batch_id}").json()
+    assert (batch["completed"], batch["pending"]) == (2, 3)
+    assert huey.pending_count() == 1
+
+
+def test_a_job_takes_a_short_lease_before_its_first_chunk(client, monkeypatch):
+    """A consumer dying mid-chunk leaves a lease that runs out soon, not the grace period."""
+
+    def dies(*args, **kwargs):
+        raise ConnectionError("consumer lost mid-chunk")
+
+    monkeypatch.setattr(worker.tasks, "settle_next_chunk", dies)
+    submit(client, 3)
+    before = utc_now()
+    run_one_job()
+    with reading():
+        lease = Batch.get().lease_expires_at
+    assert lease <= utc_now() + timedelta(seconds=settings.lease_seconds)
+    assert lease >= before + timedelta(seconds=settings.lease_seconds)
+    assert settings.lease_seconds < settings.queue_grace_seconds
+
+
+def test_an_interrupted_job_queues_its_batch_again_at_once(client, process):
+    batch_id = submit(client, 3)
+    with writing():
+        task = huey.dequeue()
+    worker.tasks.queue_interrupted_batch("interrupted", task)
+    assert process() == 1
+    assert client.get(f"{BASE}/{batch_id}").json()["status"] == "completed"
