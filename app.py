@@ -17,6 +17,7 @@ import handlers
 from handlers import idempotency
 from handlers.dispatch import PreparedAsyncApp
 from handlers.limits import BodySizeLimit, LoadShedding
+from handlers.middleware import middleware_stack
 from handlers.problems import ERROR_HANDLERS
 from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
 from handlers.validation import validator_map
@@ -40,6 +41,7 @@ def create_app() -> PreparedAsyncApp:
         strict_validation=True,
         validate_responses=True,
         validator_map=validator_map(),
+        middlewares=middleware_stack(),
         # Serve openapi.json under each base path; no bundled UI.
         swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
     )

@@ -22,6 +22,9 @@ class Settings:
     database_url: str
     # Connections each process may hold at once, and how long a thread waits
     # for one when all are in use.
+    # Threads per web worker process that run the (plain `def`) handlers, so
+    # database work never blocks the event loop.
+    web_threads: int
     database_pool_size: int
     database_pool_timeout: float
     # A Redis URL puts the job queue on Redis; by default it lives in the database.
@@ -55,8 +58,10 @@ class Settings:
     def from_environ(cls) -> "Settings":
         return cls(
             database_url=os.environ.get("DATABASE_URL", "sqlite:///var/bulkreg.db"),
-            # AnyIO's thread pool runs at most 40 handlers at once per web worker.
-            database_pool_size=_int("DATABASE_POOL_SIZE", 40),
+            web_threads=_int("WEB_THREADS", 8),
+            # Enough for every handler thread of a web worker, and for a
+            # consumer's threads, its reconciler and its scheduler.
+            database_pool_size=_int("DATABASE_POOL_SIZE", 16),
             database_pool_timeout=_float("DATABASE_POOL_TIMEOUT", 10),
             huey_redis_url=os.environ.get("HUEY_REDIS_URL") or None,
             queue_name=os.environ.get("QUEUE_NAME", "bulkreg"),

@@ -110,7 +110,10 @@ class LoadShedding:
             await self.app(scope, receive, send)
             return
         try:
-            await asyncio.wait_for(self.slots.acquire(), self.max_wait)
+            if self.slots.locked():
+                await asyncio.wait_for(self.slots.acquire(), self.max_wait)
+            else:
+                await self.slots.acquire()  # a free slot: no timer needed
         except TimeoutError:
             detail = "The service is overloaded; nothing was changed. Try again shortly."
             await send_problem(

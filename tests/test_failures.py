@@ -67,3 +67,26 @@ def test_load_shedding_answers_503_when_no_slot_frees_in_time():
     assert shed.status_code == 503
     assert shed.headers["retry-after"] == "1"
     assert shed.json()["status"] == 503
+
+
+def test_a_handler_answering_an_undeclared_status_is_refused(client, monkeypatch, caplog):
+    import handlers.batches
+
+    def undeclared(body, status, headers=None):
+        return body, 203, {"Content-Type": "application/json", **(headers or {})}
+
+    monkeypatch.setattr(handlers.batches, "json_response", undeclared)
+    response = client.get(BASE)
+    assert response.status_code == 500
+    assert "not declared" in caplog.text
+
+
+def test_a_handler_leaving_out_a_required_header_is_refused(client, monkeypatch, caplog):
+    import handlers.batches
+
+    def without_link(body, status, headers=None):
+        return body, status, {"Content-Type": "application/json"}
+
+    monkeypatch.setattr(handlers.batches, "json_response", without_link)
+    assert client.get(BASE).status_code == 500
+    assert "link" in caplog.text.lower()
