@@ -6,16 +6,39 @@ each job to one consumer with FOR UPDATE SKIP LOCKED. Task results are not
 kept: the outcome of a job is what it wrote to the batch.
 """
 
-from huey import RedisHuey
-from huey.contrib.sql_huey import SqlHuey, SqlStorage
+from huey import Huey, RedisHuey
+from huey.contrib.sql_huey import SqlStorage
 
 from settings import settings
 from storage.database import database
 
+
+class LookFirstSqlStorage(SqlStorage):
+    """Huey's SQL storage, looking before it takes the queue's lock.
+
+    An idle consumer polls several times a second; Huey's dequeue starts a
+    write transaction every time, which on SQLite takes the one write lock
+    that submits and chunks wait for. A plain read first finds the queue
+    empty without taking it.
+    """
+
+    def dequeue(self):
+        self.check_conn()
+        if not self.tasks(self.Task.id).exists():
+            return None
+        return super().dequeue()
+
+
 if settings.huey_redis_url:
     huey = RedisHuey(settings.queue_name, url=settings.huey_redis_url, results=False)
 else:
-    huey = SqlHuey(settings.queue_name, database=database, create_tables=False, results=False)
+    huey = Huey(
+        settings.queue_name,
+        storage_class=LookFirstSqlStorage,
+        database=database,
+        create_tables=False,
+        results=False,
+    )
 
 QUEUE_IN_DATABASE = isinstance(huey.storage, SqlStorage)
 

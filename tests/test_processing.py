@@ -1,6 +1,7 @@
 """The worker: chunks, cancellation between chunks, hand-back, reconciliation."""
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ import pytest
 import worker.tasks
 from rules import utc_now
 from settings import settings
-from storage.database import reading, writing
+from storage.database import database, reading, writing
 from storage.models import Activity, Batch, BatchItem
 from storage.queue import huey
 
@@ -169,3 +170,26 @@ def test_an_interrupted_job_queues_its_batch_again_at_once(client, process):
     worker.tasks.queue_interrupted_batch("interrupted", task)
     assert process() == 1
     assert client.get(f"{BASE}/{batch_id}").json()["status"] == "completed"
+
+
+def test_an_idle_consumer_polls_without_waiting_for_the_write_lock(client):
+    """Looking at an empty queue must not queue up behind a writer (SQLite's one lock)."""
+    other = database.connection_context()
+    with ThreadPoolExecutor(1) as writer_thread:
+        holding = threading.Event()
+        release = threading.Event()
+
+        def hold_the_write_lock():
+            with writing():
+                Batch.select().count()
+                holding.set()
+                release.wait(30)
+
+        held = writer_thread.submit(hold_the_write_lock)
+        assert holding.wait(10)
+        try:
+            with other:
+                assert huey.dequeue() is None
+        finally:
+            release.set()
+        held.result()
