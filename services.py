@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from rules import etag_matches, format_batch_id, make_etag, utc_now
 from settings import settings
 from storage import batches
-from storage.batches import NewItem
+from storage.batches import BatchRow, ItemRow, NewItem
 from storage.database import reading, writing
-from storage.models import Batch, BatchItem
+from storage.models import Batch
 from worker.tasks import queue_batch
 
 
@@ -30,7 +30,7 @@ class PreconditionFailed(Exception):
 
 @dataclass(frozen=True)
 class BatchPage:
-    batches: list[Batch]
+    batches: list[BatchRow]
     total: int
 
 
@@ -49,7 +49,7 @@ def submit_batch(coordinator_id: str, label: str | None, items: Sequence[NewItem
     return batch
 
 
-def get_batch(number: int, item_status: str | None = None) -> tuple[Batch, list[BatchItem]]:
+def get_batch(number: int, item_status: str | None = None) -> tuple[BatchRow, list[ItemRow]]:
     with reading():
         batch = batches.find_batch(number)
         if batch is None:

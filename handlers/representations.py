@@ -8,10 +8,14 @@ from rules import (
     format_item_id,
     format_timestamp,
 )
-from storage.models import Batch, BatchItem
+from storage.batches import BatchRow, ItemRow
+from storage.models import Batch
+
+# A batch as read for display (a row) or as just changed (a model): the same fields.
+BatchLike = Batch | BatchRow
 
 
-def _state(batch: Batch) -> dict:
+def _state(batch: BatchLike) -> dict:
     """What every representation of a batch says about where it stands."""
     return {
         "label": batch.label,
@@ -24,7 +28,7 @@ def _state(batch: Batch) -> dict:
     }
 
 
-def batch_summary(batch: Batch) -> dict:
+def batch_summary(batch: BatchLike) -> dict:
     return {
         "batch_id": format_batch_id(batch.id),
         "coordinator_id": batch.coordinator_id,
@@ -35,7 +39,7 @@ def batch_summary(batch: Batch) -> dict:
     }
 
 
-def batch_with_items(batch: Batch, items: list[BatchItem]) -> dict:
+def batch_with_items(batch: BatchLike, items: list[ItemRow]) -> dict:
     return {
         **batch_summary(batch),
         "items": [batch_item(item) for item in items],
@@ -44,7 +48,7 @@ def batch_with_items(batch: Batch, items: list[BatchItem]) -> dict:
     }
 
 
-def batch_item(item: BatchItem) -> dict:
+def batch_item(item: ItemRow) -> dict:
     shown = {
         "item_id": format_item_id(item.position),
         "mentor_id": item.mentor_id,
@@ -63,7 +67,7 @@ def batch_item(item: BatchItem) -> dict:
     return shown
 
 
-def batch_metadata(batch: Batch) -> dict:
+def batch_metadata(batch: BatchLike) -> dict:
     return {
         "batch_id": format_batch_id(batch.id),
         **_state(batch),
@@ -73,7 +77,7 @@ def batch_metadata(batch: Batch) -> dict:
     }
 
 
-def submit_accepted(batch: Batch) -> dict:
+def submit_accepted(batch: BatchLike) -> dict:
     return {
         "batch_id": format_batch_id(batch.id),
         "coordinator_id": batch.coordinator_id,
