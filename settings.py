@@ -6,15 +6,36 @@ an embedded SQLite database; README.md documents each variable.
 
 import os
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingError(SystemExit):
+    """A setting that cannot be used: the process stops with a one-line message."""
+
+
+def _parsed(name: str, default: object, parse):
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingError(f"bulkreg: {name}={raw!r} is not a valid {parse.__name__}") from None
 
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    return _parsed(name, default, int)
 
 
 def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    return _parsed(name, default, float)
+
+
+def _zone(name: str, default: str) -> ZoneInfo:
+    def time_zone(raw: str) -> ZoneInfo:
+        return ZoneInfo(raw)
+
+    return _parsed(name, ZoneInfo(default), time_zone)
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ class Settings:
             database_pool_timeout=_float("DATABASE_POOL_TIMEOUT", 10),
             huey_redis_url=os.environ.get("HUEY_REDIS_URL") or None,
             queue_name=os.environ.get("QUEUE_NAME", "bulkreg"),
-            programme_timezone=ZoneInfo(os.environ.get("PROGRAMME_TIMEZONE", "UTC")),
+            programme_timezone=_zone("PROGRAMME_TIMEZONE", "UTC"),
             max_body_bytes=_int("MAX_BODY_BYTES", 2 * 1024 * 1024),
             max_requests_in_flight=_int("MAX_REQUESTS_IN_FLIGHT", 32),
             max_queue_wait_seconds=_float("MAX_QUEUE_WAIT_SECONDS", 5),

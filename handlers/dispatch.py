@@ -11,7 +11,11 @@ rather than AnyIO's: its hand-over makes a fraction of the system calls, which
 on a small request is most of the hop's cost.
 """
 
+import asyncio
+import contextvars
+import functools
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
@@ -21,11 +25,32 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
 from starlette.types import Receive, Scope, Send
 
+from settings import settings
+
+_handler_threads = ThreadPoolExecutor(settings.web_threads, thread_name_prefix="handler")
+
+
+class _ThreadedDecorator(StarletteDecorator):
+    """Connexion's decorator, running plain handlers on `_handler_threads`."""
+
+    @property
+    def _sync_async_decorator(self) -> t.Callable[[t.Callable], t.Callable]:
+        def decorator(function: t.Callable) -> t.Callable:
+            @functools.wraps(function)
+            async def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                # The handler sees this request's context (connexion.request).
+                call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+                return await asyncio.get_running_loop().run_in_executor(_handler_threads, call)
+
+            return wrapper
+
+        return decorator
+
 
 class PreparedOperation(AsyncOperation):
     def __init__(self, operation: AbstractOperation, **kwargs: t.Any) -> None:
         super().__init__(operation.function, operation_id=operation.operation_id, **kwargs)
-        decorator = StarletteDecorator(
+        decorator = _ThreadedDecorator(
             pythonic_params=self.pythonic_params, jsonifier=self.jsonifier
         )
         self._prepared = decorator.decorate(self._fn)

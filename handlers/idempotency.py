@@ -4,7 +4,8 @@ The same key with the same request within the key's lifetime gets the first
 response again, with `Idempotent-Replayed: true`, and changes nothing; the
 same key with a different request is 422; the same key while the first
 request is still running is 409. Responses of requests that reached the
-handler are kept, business refusals included; schema refusals never get here.
+handler are kept, refusals of the operation (404, 409) included; schema
+refusals never get here, and a failed If-Match (412) frees the key again.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 from handlers.problems import REFUSALS, problem
 from rules import utc_now
+from services import BatchNotFound, NothingToDo
 from settings import settings
 from storage import idempotency
 from storage.database import writing
@@ -23,6 +25,12 @@ from storage.idempotency import Claim, KeyRef, StoredResponse
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
+
+
+# Refusals kept under the key like any other answer. A failed If-Match is not
+# one of them: it says the client's copy is stale, not what the operation did,
+# and the client is expected to read the batch again and repeat the request.
+KEPT_REFUSALS = (BatchNotFound, NothingToDo)
 
 
 class KeyInFlight(Exception):
@@ -65,7 +73,7 @@ def idempotent(operation: str, scope: str, request_fingerprint: str, perform: Ca
             body, status, headers = perform()
             idempotency.record(ref, StoredResponse(status, headers, orjson.dumps(body)))
         return body, status, headers
-    except tuple(REFUSALS) as refusal:
+    except KEPT_REFUSALS as refusal:
         refused = REFUSALS[type(refusal)](request, refusal)
         with writing():
             idempotency.record(

@@ -63,13 +63,17 @@ def nothing_to_do(request: ConnexionRequest, exc: NothingToDo) -> ConnexionRespo
 
 def precondition_failed(request: ConnexionRequest, exc: PreconditionFailed) -> ConnexionResponse:
     current = exc.args[0]
-    return problem(
-        request,
-        412,
-        f"If-Match does not match the batch's current ETag {current}: "
-        "it changed since you read it. Read it again and decide anew.",
-        headers={"ETag": current},
-    )
+    if f"W/{current}" in request.headers.get("If-Match", ""):
+        detail = (
+            f"If-Match compares strongly, and a weak tag never matches: send {current}, "
+            "the batch's current ETag, without W/."
+        )
+    else:
+        detail = (
+            f"If-Match does not match the batch's current ETag {current}: "
+            "it changed since you read it. Read it again and decide anew."
+        )
+    return problem(request, 412, detail, headers={"ETag": current})
 
 
 # The business refusals of the operations, each with its problem response.

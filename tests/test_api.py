@@ -571,3 +571,20 @@ def test_the_largest_batch_id_the_spec_allows_is_a_plain_404(client, base, metho
     else:
         response = client.request(method, target, json={"label": "x"} if method == "PUT" else None)
     assert_problem(response, 404)
+
+
+def test_handlers_run_on_the_web_threads_not_the_event_loop(client, base, monkeypatch):
+    import threading
+
+    import services
+
+    seen = []
+    list_batches = services.list_batches
+
+    def spy(**kwargs):
+        seen.append(threading.current_thread().name)
+        return list_batches(**kwargs)
+
+    monkeypatch.setattr(services, "list_batches", spy)
+    client.get(base)
+    assert seen and seen[0].startswith("handler")

@@ -179,3 +179,18 @@ def test_expired_keys_are_purged_by_the_periodic_task(client):
     assert purge_expired_idempotency_keys.call_local() == 1
     with reading():
         assert [k.key for k in IdempotencyKey.select()] == ["fresh"]
+
+
+def test_a_failed_if_match_frees_the_key_for_the_corrected_request(client, process):
+    batch_id = client.post(BASE, json={**BODY, "items": [ITEM, ITEM]}).json()["batch_id"]
+    process()
+    stale = client.post(
+        f"{BASE}/{batch_id}/retry", headers={"Idempotency-Key": "r1", "If-Match": '"1.1"'}
+    )
+    assert stale.status_code == 412
+    current = client.get(f"{BASE}/{batch_id}").headers["etag"]
+    corrected = client.post(
+        f"{BASE}/{batch_id}/retry", headers={"Idempotency-Key": "r1", "If-Match": current}
+    )
+    assert corrected.status_code == 202
+    assert "idempotent-replayed" not in corrected.headers

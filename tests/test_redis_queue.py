@@ -1,13 +1,16 @@
 """The job queue on Redis (HUEY_REDIS_URL) while the data stays in the database.
 
-Against the Redis server at TEST_REDIS_URL (default: the local one), under a
-queue name of the test's own.
+Against a Redis server of the suite's own, started on a free loopback port
+(or the one TEST_REDIS_URL names), under a queue name of the test's own.
 """
 
 import os
+import subprocess
+import time
 import uuid
 
 import pytest
+import redis
 from huey import RedisHuey
 
 from rules import utc_now
@@ -15,26 +18,59 @@ from storage.batches import NewItem, insert_batch, lease_expiry
 from storage.database import writing
 from storage.queue import huey as database_queue
 from tests.invariants import check_invariants
-from tests.live import COLLECTION, LiveService, checked_client, wait_until_settled
+from tests.live import COLLECTION, LiveService, checked_client, free_port, wait_until_settled
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(10)
 
 
 @pytest.fixture
-def redis_queue():
+def redis_queue(redis_url):
     name = f"bulkreg-test-{uuid.uuid4().hex[:8]}"
-    queue = RedisHuey(name, url=REDIS_URL)
+    queue = RedisHuey(name, url=redis_url)
     queue.storage.conn.ping()
     yield queue
     queue.storage.flush_all()
 
 
 @pytest.fixture
-def service(tmp_path, redis_queue):
+def service(tmp_path, redis_url, redis_queue):
     live = LiveService(
         os.environ["DATABASE_URL"],
         tmp_path,
-        HUEY_REDIS_URL=REDIS_URL,
+        HUEY_REDIS_URL=redis_url,
         QUEUE_NAME=redis_queue.name,
         QUEUE_GRACE_SECONDS="1",
         RECONCILE_SECONDS="0.2",
