@@ -16,10 +16,15 @@ from connexion.resolver import Resolver
 import handlers
 from handlers import idempotency
 from handlers.dispatch import PreparedAsyncApp
-from handlers.limits import BodySizeLimit, LoadShedding
+from handlers.limits import LoadShedding, RequestBody
 from handlers.middleware import middleware_stack
 from handlers.problems import ERROR_HANDLERS
-from handlers.routes import CANONICAL_BASE_PATH, DOUBLED_BASE_PATH, SPEC_PATH
+from handlers.routes import (
+    CANONICAL_BASE_PATH,
+    DOUBLED_BASE_PATH,
+    SPEC_PATH,
+    WithoutTrailingSlash,
+)
 from handlers.validation import validator_map
 from settings import settings
 
@@ -49,14 +54,22 @@ def create_app() -> PreparedAsyncApp:
     app.add_api(SPEC_PATH.name, base_path=DOUBLED_BASE_PATH, name="doubled")
     app.add_api(SPEC_PATH.name, base_path=CANONICAL_BASE_PATH, name="canonical")
     # Both run before anything else: a refused request costs next to nothing.
+    # The body is read first, so only requests that have arrived whole take
+    # one of the slots of load shedding.
     outermost = MiddlewarePosition.BEFORE_EXCEPTION
+    app.add_middleware(
+        RequestBody,
+        position=outermost,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+    )
+    app.add_middleware(WithoutTrailingSlash, position=outermost)
     app.add_middleware(
         LoadShedding,
         position=outermost,
         max_in_flight=settings.max_requests_in_flight,
         max_wait=settings.max_queue_wait_seconds,
     )
-    app.add_middleware(BodySizeLimit, position=outermost, max_bytes=settings.max_body_bytes)
     for exception, handler in [*ERROR_HANDLERS, *idempotency.ERROR_HANDLERS]:
         app.add_error_handler(exception, handler)
     return app

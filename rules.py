@@ -116,13 +116,24 @@ def make_etag(batch_number: int, version: int) -> str:
     return f'"{batch_number}.{version}"'
 
 
-_ENTITY_TAG = re.compile(r'(W/)?"[^"]*"')
+# One member of an If-Match list: an optional W/ (upper case) and a quoted tag.
+_LISTED_TAG = re.compile(r'[ \t]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)')
 
 
 def etag_matches(if_match: str, etag: str) -> bool:
-    """RFC 9110 If-Match: `*` matches, else strong comparison; weak tags never match."""
+    """RFC 9110 If-Match: `*` matches, else strong comparison; weak tags never match.
+
+    A header that is not a list of entity tags matches nothing.
+    """
     if if_match.strip() == "*":
         return True
-    return any(
-        not found.group(1) and found.group(0) == etag for found in _ENTITY_TAG.finditer(if_match)
-    )
+    strong = []
+    position = 0
+    while position < len(if_match):
+        listed = _LISTED_TAG.match(if_match, position)
+        if listed is None:
+            return False
+        if not listed.group(1):
+            strong.append(listed.group(2))
+        position = listed.end()
+    return etag in strong

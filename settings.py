@@ -4,6 +4,7 @@ Every setting has a default that runs the whole service on one machine with
 an embedded SQLite database; README.md documents each variable.
 """
 
+import math
 import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,6 +56,8 @@ class Settings:
     # in the programme's own time zone.
     programme_timezone: ZoneInfo
     max_body_bytes: int
+    # How long a client may take to send a request body.
+    body_timeout_seconds: float
     # Load shedding, per web worker process: requests worked on at once, and
     # how long one may wait for its turn before it is answered 503.
     max_requests_in_flight: int
@@ -83,11 +86,15 @@ class Settings:
             # Enough for every handler thread of a web worker, and for a
             # consumer's threads, its reconciler and its scheduler.
             database_pool_size=_int("DATABASE_POOL_SIZE", 16),
-            database_pool_timeout=_float("DATABASE_POOL_TIMEOUT", 10),
+            # Whole seconds, at least one: Peewee's pool truncates, and 0 means forever.
+            database_pool_timeout=max(1, math.ceil(_float("DATABASE_POOL_TIMEOUT", 10))),
             huey_redis_url=os.environ.get("HUEY_REDIS_URL") or None,
             queue_name=os.environ.get("QUEUE_NAME", "bulkreg"),
             programme_timezone=_zone("PROGRAMME_TIMEZONE", "UTC"),
-            max_body_bytes=_int("MAX_BODY_BYTES", 2 * 1024 * 1024),
+            # 1000 items with 1000-character notes fit even with every
+            # character sent as a six-byte JSON escape (\u00e9).
+            max_body_bytes=_int("MAX_BODY_BYTES", 8 * 1024 * 1024),
+            body_timeout_seconds=_float("BODY_TIMEOUT_SECONDS", 30),
             max_requests_in_flight=_int("MAX_REQUESTS_IN_FLIGHT", 32),
             max_queue_wait_seconds=_float("MAX_QUEUE_WAIT_SECONDS", 5),
             chunk_size=_int("CHUNK_SIZE", 500),

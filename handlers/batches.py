@@ -13,6 +13,7 @@ import services
 from handlers import representations
 from handlers.idempotency import fingerprint, idempotent
 from handlers.problems import json_response
+from handlers.routes import collection_path
 from rules import format_batch_id, format_timestamp, make_etag, parse_batch_id
 from storage.batches import NewItem
 
@@ -112,13 +113,13 @@ def _batch_number(batch_id: str) -> int:
 
 def _if_match() -> str | None:
     # Connexion validates header parameters but does not pass them to handlers.
-    return request.headers.get("If-Match")
+    # Several If-Match fields are one list (RFC 9110).
+    fields = request.headers.getlist("If-Match")
+    return ", ".join(fields) if fields else None
 
 
 def _collection_path() -> str:
-    """The collection's path under the base path this request came in on."""
-    path = request.url.path
-    return path[: path.rindex("/bulk-registrations")] + "/bulk-registrations"
+    return collection_path(request.url.path)
 
 
 def _batch_url(number: int) -> str:

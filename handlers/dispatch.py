@@ -15,7 +15,6 @@ import asyncio
 import contextvars
 import functools
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
@@ -25,13 +24,11 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
 from starlette.types import Receive, Scope, Send
 
-from settings import settings
-
-_handler_threads = ThreadPoolExecutor(settings.web_threads, thread_name_prefix="handler")
+from handlers.threads import handler_threads
 
 
 class _ThreadedDecorator(StarletteDecorator):
-    """Connexion's decorator, running plain handlers on `_handler_threads`."""
+    """Connexion's decorator, running plain handlers on `handler_threads`."""
 
     @property
     def _sync_async_decorator(self) -> t.Callable[[t.Callable], t.Callable]:
@@ -40,7 +37,7 @@ class _ThreadedDecorator(StarletteDecorator):
             async def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
                 # The handler sees this request's context (connexion.request).
                 call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-                return await asyncio.get_running_loop().run_in_executor(_handler_threads, call)
+                return await asyncio.get_running_loop().run_in_executor(handler_threads, call)
 
             return wrapper
 

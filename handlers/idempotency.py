@@ -16,6 +16,7 @@ from connexion import request
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 from handlers.problems import REFUSALS, problem
+from handlers.routes import rebased
 from rules import utc_now
 from services import BatchNotFound, NothingToDo
 from settings import settings
@@ -65,7 +66,10 @@ def idempotent(operation: str, scope: str, request_fingerprint: str, perform: Ca
     if claimed is Claim.IN_FLIGHT:
         raise KeyInFlight
     if isinstance(claimed, StoredResponse):
-        return orjson.loads(claimed.body), claimed.status, {**claimed.headers, REPLAYED: "true"}
+        headers = {**claimed.headers, REPLAYED: "true"}
+        if "Location" in headers:  # under the base path this request used
+            headers["Location"] = rebased(headers["Location"], request.url.path)
+        return orjson.loads(claimed.body), claimed.status, headers
 
     try:
         # One transaction: the operation and the response recorded for the key.

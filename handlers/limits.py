@@ -34,46 +34,44 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-class BodySizeLimit:
-    """413 for a body over `max_bytes`, before it is read whole.
+class RequestBody:
+    """Reads a POST or PUT body whole, within limits, before anything else sees it.
 
-    A declared Content-Length is checked before anything is read. A body sent
-    without one (chunked) is read here, counted as it arrives and refused as
-    soon as it goes over; under the limit it is handed on with its length
-    declared, as Connexion's validation needs.
+    - over `max_bytes`: 413, judged on a declared Content-Length before
+      anything is read, or as a body without one arrives;
+    - not all there within `timeout` seconds: 408, so a client sending slowly
+      (or not at all) cannot hold a request slot;
+    - the media type of Content-Type is lower-cased (it is case-insensitive);
+    - the body is handed on in one piece with its length declared, as
+      Connexion's validation needs.
+
+    Other methods' bodies have no meaning here and are left alone.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, send)
             return
-        if b"transfer-encoding" not in headers:
-            await self.app(scope, receive, send)
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout)
+        except _BodyTooLarge:
+            await self._too_large(scope, send)
             return
-
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            more = message.get("more_body", False)
+        except _ClientGone:
+            return
+        except TimeoutError:
+            detail = f"The request body did not arrive within {self.timeout:g} seconds."
+            await send_problem(scope, send, 408, detail, {"Connection": "close"})
+            return
 
         replayed = False
 
@@ -82,15 +80,45 @@ class BodySizeLimit:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        sized = [(name, value) for name, value in scope["headers"] if name != b"transfer-encoding"]
+        sized = [
+            (name, _lower_media_type(value) if name == b"content-type" else value)
+            for name, value in scope["headers"]
+            if name not in (b"content-length", b"transfer-encoding")
+        ]
         sized.append((b"content-length", str(len(body)).encode()))
         await self.app({**scope, "headers": sized}, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _read(self, receive: Receive) -> bytes:
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _ClientGone
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                raise _BodyTooLarge
+            more = message.get("more_body", False)
+        return bytes(body)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
         detail = f"The request body is larger than {self.max_bytes} bytes."
         await send_problem(scope, send, 413, detail, {"Connection": "close"})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _lower_media_type(value: bytes) -> bytes:
+    media_type, separator, parameters = value.partition(b";")
+    return media_type.strip().lower() + separator + parameters
 
 
 class LoadShedding:

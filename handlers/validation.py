@@ -8,9 +8,11 @@ duplicate keys), check `format: date` for real calendar days, and say where
 and why a request is wrong in a line a client can act on.
 """
 
+import asyncio
 import json
 import re
 import typing as t
+from collections import Counter
 from datetime import date
 from urllib.parse import parse_qsl
 
@@ -29,6 +31,8 @@ from connexion.validators import (
     ParameterValidator,
 )
 from starlette.types import Receive, Scope
+
+from handlers.threads import handler_threads
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # A quoted value longer than this is not repeated back in an error message.
@@ -84,7 +88,10 @@ def compiled(schema: dict) -> jsonschema_rs.Draft4Validator:
 def describe(error: jsonschema_rs.ValidationError) -> str:
     """One line: where (a JSON pointer) and why, without echoing long values."""
     message = error.message
-    echoed = json.dumps(error.instance, ensure_ascii=False)
+    try:
+        echoed = orjson.dumps(error.instance).decode()
+    except TypeError:  # integers beyond 64 bits
+        echoed = json.dumps(error.instance, ensure_ascii=False)
     if len(echoed) > _ECHO_LIMIT and message.startswith(echoed):
         message = "the value" + message[len(echoed) :]
     pointer = "/".join(str(part) for part in error.instance_path)
@@ -92,11 +99,12 @@ def describe(error: jsonschema_rs.ValidationError) -> str:
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, t.Any]]) -> dict:
-    names = [name for name, _ in pairs]
-    if len(set(names)) != len(names):
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        raise BadRequestProblem(detail=f"Duplicate key(s) in a JSON object: {repeated}")
-    return dict(pairs)
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        repeated = sorted({name for name, _ in pairs if name in seen or seen.add(name)})
+        raise BadRequestProblem(detail=f"Duplicate key(s) in a JSON object: {repeated[:10]}")
+    return found
 
 
 def parse_json(body: bytes) -> t.Any:
@@ -113,20 +121,39 @@ def parse_json(body: bytes) -> t.Any:
     return parsed
 
 
+def first_error(schema: dict, instance: t.Any) -> jsonschema_rs.ValidationError | None:
+    """The first way `instance` breaks `schema`, found without looking for the rest."""
+    try:
+        compiled(schema).validate(instance)
+    except jsonschema_rs.ValidationError as error:
+        return error
+    return None
+
+
 class JSONRequestBodyValidator(AbstractRequestBodyValidator):
+    """Parses and validates on the handler threads: a large body never stalls the event loop."""
+
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: t.Any) -> t.Any:
         body = b"".join([chunk async for chunk in stream])
-        return parse_json(body) if body else None
+        if not body:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(handler_threads, self._parse_and_check, body)
 
-    def _validate(self, body: t.Any) -> None:
-        if body is None:
-            raise BadRequestProblem(detail="The request body must not be empty.")
+    def _parse_and_check(self, body: bytes) -> t.Any:
+        parsed = parse_json(body)
         try:
-            error = next(compiled(self._schema).iter_errors(body), None)
+            error = first_error(self._schema, parsed)
         except ValueError:  # jsonschema-rs' recursion limit: no valid request nests so deep
             raise BadRequestProblem(detail="The request body is nested too deeply.") from None
         if error is not None:
             raise BadRequestProblem(detail=describe(error))
+        return parsed
+
+    def _validate(self, body: t.Any) -> None:
+        # Everything but emptiness was checked as the body was parsed.
+        if body is None:
+            raise BadRequestProblem(detail="The request body must not be empty.")
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         # Connexion guesses JSON when Content-Type is missing; a body must say what it is.
@@ -136,7 +163,21 @@ class JSONRequestBodyValidator(AbstractRequestBodyValidator):
             raise UnsupportedMediaTypeProblem(
                 detail="The request body needs a Content-Type: application/json."
             )
+        # JSON travels as UTF-8 (RFC 8259); a body declared otherwise is not read as it says.
+        charset = _charset(headers.get(b"content-type", b"").decode("latin-1"))
+        if charset not in (None, "utf-8", "utf8"):
+            raise UnsupportedMediaTypeProblem(
+                detail=f"JSON bodies are UTF-8; charset={charset} is not accepted."
+            )
         return await super().wrap_receive(receive, scope=scope)
+
+
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "charset":
+            return value.strip('"').lower()
+    return None
 
 
 class JSONResponseBodyValidator(AbstractResponseBodyValidator):
@@ -145,7 +186,7 @@ class JSONResponseBodyValidator(AbstractResponseBodyValidator):
         return orjson.loads(body) if body else None
 
     def _validate(self, body: t.Any) -> None:
-        error = next(compiled(self._schema).iter_errors(body), None)
+        error = first_error(self._schema, body)
         if error is not None:
             raise NonConformingResponseBody(
                 detail=f"Response body does not conform to the specification: {describe(error)}"
@@ -157,7 +198,7 @@ class CompiledParameterValidator(ParameterValidator):
         # Connexion would silently pick one of `?page=1&page=2`; say it is ambiguous.
         query = scope["query_string"].decode("latin-1")
         names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        repeated = sorted({name for name, count in Counter(names).items() if count > 1})
         if repeated:
             raise BadRequestProblem(detail=f"Query parameter(s) given more than once: {repeated}")
         super().validate(scope)
@@ -168,7 +209,7 @@ class CompiledParameterValidator(ParameterValidator):
             if param.get("required"):
                 return f"Missing {parameter_type} parameter '{param['name']}'."
             return None
-        error = next(compiled(param.get("schema", param)).iter_errors(value), None)
+        error = first_error(param.get("schema", param), value)
         if error is None:
             return None
         return f"{parameter_type} parameter '{param['name']}': {describe(error)}"

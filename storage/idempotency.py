@@ -66,24 +66,31 @@ def claim(
     )
     if inserted:
         return Claim.CLAIMED
-    existing = IdempotencyKey.get(ref.where())
-    expired = existing.expires_at <= now
-    abandoned = existing.response_status is None and existing.locked_until <= now
-    if expired or abandoned:
-        (
-            IdempotencyKey.update(
-                fingerprint=fingerprint,
-                response_status=None,
-                response_headers=None,
-                response_body=None,
-                locked_until=now + timedelta(seconds=lock_seconds),
-                created_at=now,
-                expires_at=now + timedelta(seconds=ttl_seconds),
-            )
-            .where(ref.where())
-            .execute()
+    # An expired key, or one whose first request died, is taken over; the
+    # condition is checked again by the UPDATE itself, so of two requests
+    # racing for it (PostgreSQL re-reads the row after waiting) one wins.
+    retaken = (
+        IdempotencyKey.update(
+            fingerprint=fingerprint,
+            response_status=None,
+            response_headers=None,
+            response_body=None,
+            locked_until=now + timedelta(seconds=lock_seconds),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
         )
+        .where(
+            ref.where()
+            & (
+                (IdempotencyKey.expires_at <= now)
+                | (IdempotencyKey.response_status.is_null() & (IdempotencyKey.locked_until <= now))
+            )
+        )
+        .execute()
+    )
+    if retaken:
         return Claim.CLAIMED
+    existing = IdempotencyKey.get(ref.where())
     if existing.fingerprint != fingerprint:
         return Claim.MISMATCH
     if existing.response_status is None:

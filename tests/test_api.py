@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 
 import worker.tasks
+from settings import settings
 from storage.database import reading
 from storage.models import Activity
 
@@ -202,8 +203,8 @@ def test_submit_refuses_a_body_that_is_not_json(client, base):
 def test_submit_refuses_a_streamed_body_as_soon_as_it_goes_over_the_limit(client, base):
     def chunks():
         yield b'{"coordinator_id": "c", "notes": "'
-        for _ in range(300):
-            yield b"x" * 10_000
+        for _ in range(settings.max_body_bytes // 100_000 + 2):
+            yield b"x" * 100_000
 
     response = client.post(base, content=chunks(), headers={"content-type": "application/json"})
     assert_problem(response, 413)
@@ -222,7 +223,7 @@ def test_submit_accepts_a_streamed_body_under_the_limit(client, base):
 def test_submit_refuses_a_body_over_the_size_limit(client, base):
     response = client.post(
         base,
-        content=b"[" + b" " * (3 * 1024 * 1024) + b"]",
+        content=b"[" + b" " * settings.max_body_bytes + b"]",
         headers={"content-type": "application/json"},
     )
     assert_problem(response, 413)
@@ -588,3 +589,24 @@ def test_handlers_run_on_the_web_threads_not_the_event_loop(client, base, monkey
     monkeypatch.setattr(services, "list_batches", spy)
     client.get(base)
     assert seen and seen[0].startswith("handler")
+
+
+def test_a_405_on_the_served_spec_lists_its_methods(client, base):
+    prefix = base.removesuffix("/bulk-registrations")
+    response = client.delete(f"{prefix}/openapi.json")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_a_trailing_slash_names_the_same_resource(client, base):
+    batch_id = submit(client, base, [item()])
+    assert client.get(f"{base}/{batch_id}/").json()["batch_id"] == batch_id
+    assert client.get(f"{base}/").status_code == 200
+    assert_problem(client.post(f"{base}/{batch_id}/retry/"), 409)
+
+
+@pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "Application/Json; charset=UTF-8"])
+def test_media_types_are_case_insensitive(client, base, content_type):
+    body = json.dumps({"coordinator_id": "coord-1", "items": [item()]}).encode()
+    response = client.post(base, content=body, headers={"content-type": content_type})
+    assert response.status_code == 202

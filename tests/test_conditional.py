@@ -86,3 +86,10 @@ def test_retry_and_cancel_honour_if_match(client, batch):
 def test_if_match_on_an_unknown_batch_is_404(client):
     response = client.put(f"{BASE}/batch-9999", json={"label": "x"}, headers={"If-Match": "*"})
     assert response.status_code == 404
+
+
+def test_several_if_match_fields_are_one_list(client, batch):
+    batch_id, etag = batch
+    headers = [("If-Match", '"0.0"'), ("If-Match", etag)]
+    response = client.put(f"{BASE}/{batch_id}", json={"label": "x"}, headers=headers)
+    assert response.status_code == 200

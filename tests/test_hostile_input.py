@@ -179,6 +179,28 @@ CASES = {
         b'{"label": "x"}',
         400,
     ),
+    "60,000 keys, one repeated": (
+        "POST",
+        COLLECTION,
+        JSON,
+        ("{" + ",".join(f'"k{i}":0' for i in range(60_000)) + ',"k0":1}').encode(),
+        400,
+    ),
+    "200,000 empty items": (
+        "POST",
+        COLLECTION,
+        JSON,
+        b'{"coordinator_id":"c","items":[' + b",".join([b"{}"] * 200_000) + b"]}",
+        400,
+    ),
+    "latin-1 charset": (
+        "POST",
+        COLLECTION,
+        {"Content-Type": "application/json; charset=iso-8859-1"},
+        submit_body(),
+        415,
+    ),
+    "c1 control in the label": ("POST", COLLECTION, JSON, submit_body(label="next\u0085line"), 400),
     "long content type": (
         "POST",
         COLLECTION,
@@ -227,7 +249,13 @@ def raw_request(
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    live = LiveService(os.environ["DATABASE_URL"], tmp_path_factory.mktemp("hostile"))
+    live = LiveService(
+        os.environ["DATABASE_URL"],
+        tmp_path_factory.mktemp("hostile"),
+        BODY_TIMEOUT_SECONDS="1",
+        MAX_REQUESTS_IN_FLIGHT="4",
+        MAX_QUEUE_WAIT_SECONDS="1",
+    )
     url = live.start_web(workers=1)
     yield int(url.rsplit(":", 1)[1])
     live.stop_all()
@@ -269,3 +297,24 @@ def test_a_declared_oversize_body_is_refused_before_it_is_sent(port):
         response = connection.recv(65536)
     assert response.startswith(b"HTTP/1.1 413")
     assert b"application/problem+json" in response
+
+
+def test_a_body_that_never_arrives_is_408_and_takes_no_slot(port):
+    """Clients that stall mid-body are cut off, and never crowd out the others."""
+    stalled = []
+    for _ in range(10):  # more than MAX_REQUESTS_IN_FLIGHT (4 here)
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connection.sendall(
+            f"POST {COLLECTION} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{".encode()
+        )
+        stalled.append(connection)
+    try:
+        status, _, _ = raw_request(port, "GET", COLLECTION, {}, b"")
+        assert status == 200
+        answer = stalled[0].recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b"application/problem+json" in answer
+    finally:
+        for connection in stalled:
+            connection.close()

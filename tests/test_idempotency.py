@@ -194,3 +194,50 @@ def test_a_failed_if_match_frees_the_key_for_the_corrected_request(client, proce
     )
     assert corrected.status_code == 202
     assert "idempotent-replayed" not in corrected.headers
+
+
+def test_racing_requests_take_over_an_expired_key_exactly_once(client, monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from storage import idempotency
+    from storage.idempotency import Claim, KeyRef
+
+    submit(client, "old-key")
+    with writing():
+        IdempotencyKey.update(expires_at=utc_now() - timedelta(seconds=1)).execute()
+
+    # Widen the race: whoever reads the key holds on before acting on what it read.
+    read = IdempotencyKey.get.__func__
+
+    def slow_read(cls, *args, **kwargs):
+        found = read(cls, *args, **kwargs)
+        time.sleep(0.2)
+        return found
+
+    monkeypatch.setattr(IdempotencyKey, "get", classmethod(slow_read))
+    ref = KeyRef("submitBatch", "", "old-key")
+    barrier = Barrier(8)
+
+    def claim(_):
+        barrier.wait()
+        with writing():
+            return idempotency.claim(
+                ref, fingerprint(BODY), now=utc_now(), lock_seconds=60, ttl_seconds=3600
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(claim, range(8)))
+    assert outcomes.count(Claim.CLAIMED) == 1
+    assert outcomes.count(Claim.IN_FLIGHT) == 7
+
+
+def test_a_replay_points_under_the_base_path_of_the_repeated_request(client):
+    first = submit(client, "key-1")
+    doubled = "/api/v1/bulk-registrations/api/v1/bulk-registrations"
+    again = client.post(doubled, json=BODY, headers={"Idempotency-Key": "key-1"})
+    assert again.headers["idempotent-replayed"] == "true"
+    batch_id = first.json()["batch_id"]
+    assert first.headers["location"] == f"{BASE}/{batch_id}"
+    assert again.headers["location"] == f"{doubled}/{batch_id}"

@@ -9,6 +9,7 @@ from rules import (
     BatchStatus,
     ItemError,
     batch_status,
+    etag_matches,
     format_activity_id,
     format_batch_id,
     format_item_id,
@@ -106,3 +107,24 @@ def test_timestamps_are_utc_whole_seconds_with_z():
 def test_etag_is_strong_and_changes_with_the_version():
     assert make_etag(42, 7) == '"42.7"'
     assert make_etag(42, 7) != make_etag(42, 8)
+
+
+@pytest.mark.parametrize(
+    ("if_match", "matches"),
+    [
+        ('"42.7"', True),
+        ("*", True),
+        (' "1.1" , "42.7" ', True),
+        ('"a,b", "42.7"', True),
+        ('W/"42.7"', False),
+        ('w/"42.7"', False),
+        ('xyz"42.7"', False),
+        ('"42.7";junk', False),
+        ('W/"x""42.7"', False),
+        ('"42.7', False),
+        ("42.7", False),
+        ("", False),
+    ],
+)
+def test_if_match_is_a_strict_list_of_strong_tags(if_match, matches):
+    assert etag_matches(if_match, '"42.7"') is matches
