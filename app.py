@@ -53,9 +53,9 @@ def create_app() -> PreparedAsyncApp:
     # The doubled prefix first: the canonical mount would swallow it otherwise.
     app.add_api(SPEC_PATH.name, base_path=DOUBLED_BASE_PATH, name="doubled")
     app.add_api(SPEC_PATH.name, base_path=CANONICAL_BASE_PATH, name="canonical")
-    # Both run before anything else: a refused request costs next to nothing.
-    # The body is read first, so only requests that have arrived whole take
-    # one of the slots of load shedding.
+    # These run before anything else, in this order, so a refused request
+    # costs next to nothing. The body is read first: only requests that have
+    # arrived whole take one of the slots of load shedding.
     outermost = MiddlewarePosition.BEFORE_EXCEPTION
     app.add_middleware(
         RequestBody,
