@@ -5,26 +5,16 @@ the exception handlers cannot shape their answers.
 """
 
 import asyncio
-from http import HTTPStatus
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import PROBLEM_JSON, RETRY_AFTER_BUSY_SECONDS
+from handlers.problems import PROBLEM_JSON, RETRY_AFTER_BUSY_SECONDS, problem_body
 
 
 async def send_problem(
     scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str]
 ) -> None:
-    body = orjson.dumps(
-        {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
-            "status": status,
-            "detail": detail,
-            "instance": scope["path"],
-        }
-    )
+    body = problem_body(status, detail, scope["path"])
     raw_headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),

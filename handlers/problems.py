@@ -32,6 +32,16 @@ def json_response(body: dict, status: int, headers: dict[str, str] | None = None
     return body, status, {"Content-Type": "application/json", **(headers or {})}
 
 
+def problem_body(status: int, detail: str | None, instance: str, **extensions: str) -> bytes:
+    """The RFC 9457 document for a status: one shape for every error the service answers."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 1] + "…"
+    body["instance"] = instance
+    body.update(extensions)
+    return orjson.dumps(body)
+
+
 def problem(
     request: ConnexionRequest,
     status: int,
@@ -40,15 +50,10 @@ def problem(
     headers: dict[str, str] | None = None,
     **extensions: str,
 ) -> ConnexionResponse:
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
-    if detail:
-        body["detail"] = detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 1] + "…"
-    body["instance"] = request.url.path
-    body.update(extensions)
     return ConnexionResponse(
         status_code=status,
         content_type=PROBLEM_JSON,
-        body=orjson.dumps(body),
+        body=problem_body(status, detail, request.url.path, **extensions),
         headers=headers,
     )
 
